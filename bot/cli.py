@@ -1,0 +1,91 @@
+"""The ``chatdock`` command: ``shell``, ``serve``, ``policy check``, ``audit export``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from bot.config import Settings
+from bot.policy import PolicyError, load_policy_file
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise SystemExit(f"chatdock: bad setting {where.upper()}: {first['msg']}") from None
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="chatdock", description="Docker ChatOps with a default-deny policy.")
+    sub = parser.add_subparsers(dest="action", required=True)
+
+    shell = sub.add_parser("shell", help="run commands from a terminal, through the same pipeline as Slack")
+    shell.add_argument("-c", dest="command", help="run one command and exit")
+    shell.add_argument("--as", dest="user", default=None, help="act as this Slack user ID (default: local)")
+    shell.add_argument("--channel", default="shell", help="act in this Slack channel ID (default: shell)")
+    shell.add_argument("--group", action="append", default=[], help="a Slack user group the user is in")
+    shell.add_argument("--json", action="store_true", help="print one JSON object per command")
+    shell.add_argument("--policy", type=Path, help="policy file (default: $CHATDOCK_POLICY or the built-in one)")
+
+    policy = sub.add_parser("policy", help="policy tools")
+    policy_sub = policy.add_subparsers(dest="policy_action", required=True)
+    check = policy_sub.add_parser("check", help="validate a policy file")
+    check.add_argument("file", type=Path)
+    return parser
+
+
+def _shell(args: argparse.Namespace) -> int:
+    from bot import shell
+    from bot.models import Actor
+    from bot.wiring import build_pipeline, load_policy
+
+    settings = _settings()
+    if args.policy is not None:
+        settings = settings.model_copy(update={"policy": args.policy})
+    try:
+        policy, source = load_policy(settings, allow_builtin=True)
+    except PolicyError as exc:
+        print("\n".join(f"{exc.source}: {p}" for p in exc.problems), file=sys.stderr)
+        return 2
+    pipeline = build_pipeline(settings, policy)
+    user = args.user or "local"
+    actor = Actor(user=user, channel=args.channel, groups=tuple(args.group), name=os.environ.get("USER", user))
+    return shell.main(pipeline, actor, command=args.command, as_json=args.json, policy_source=source)
+
+
+def _policy_check(args: argparse.Namespace) -> int:
+    from handlers import build_registry
+
+    try:
+        policy = load_policy_file(args.file, known_commands=[*build_registry().names(), "history"])
+    except PolicyError as exc:
+        for problem in exc.problems:
+            print(f"{exc.source}: {problem}", file=sys.stderr)
+        return 1
+    print(f"{args.file}: ok ({len(policy.roles)} roles, {len(policy.grants)} grants, {len(policy.images)} image rules)")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=os.environ.get("CHATDOCK_LOG_LEVEL", "WARNING"),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    if args.action == "shell":
+        return _shell(args)
+    if args.action == "policy":
+        return _policy_check(args)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

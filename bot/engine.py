@@ -1,0 +1,231 @@
+"""The one place chatdock talks to the Docker engine: client lifetime, timeouts, retries, error wording.
+
+- The client is built lazily and rebuilt after a failure, so a bot started before the engine (or an engine
+  restarted mid-session) recovers by itself.
+- Reads go through :meth:`Engine.read`: retried (bounded) on connection errors, since repeating them is harmless.
+  Mutations go through :meth:`Engine.write`: never retried, because a create or stop that reached the engine
+  before the connection dropped must not happen twice.
+- Every docker-py or requests exception is translated here into chatdock's error tree, with the engine's own
+  sentence where it is a good one ("No such container: web").
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import docker
+import docker.errors
+import requests
+from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+from bot.errors import ChatdockError, Conflict, EngineError, EngineUnavailable, NotFound, UsageError
+from bot.models import ContainerFacts, NetworkFacts
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+REF_PATTERN = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$")
+_PORT_TAKEN = re.compile(r"Bind for (\S+?):(\d+) failed: port is already allocated|listen tcp\S* (\S+):(\d+): bind")
+_TRANSIENT = (requests.exceptions.ConnectionError,)
+
+
+def check_ref(ref: str, what: str = "container") -> str:
+    """Refuse references that are not docker names or IDs (they end up in Engine API URL paths)."""
+    if not REF_PATTERN.match(ref):
+        raise UsageError(f"invalid {what} name or ID: {ref!r} (names are letters, digits, '_', '.', '-')")
+    return ref
+
+
+def translate(exc: Exception, *, timeout: float | None = None) -> ChatdockError:
+    """Turn a docker-py / requests exception into a sentence a person can act on."""
+    if isinstance(exc, ChatdockError):
+        return exc
+    if isinstance(exc, requests.exceptions.Timeout):
+        seconds = f" within {timeout:g} s" if timeout else " in time"
+        return EngineUnavailable(f"Docker engine did not answer{seconds}")
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        return EngineUnavailable("Docker engine unreachable: is dockerd running and is DOCKER_HOST right?")
+    if isinstance(exc, docker.errors.NotFound):
+        return NotFound(_explain(exc))
+    if isinstance(exc, docker.errors.APIError):
+        message = _explain(exc)
+        port = _PORT_TAKEN.search(message)
+        if port:
+            number = port.group(2) or port.group(4)
+            return Conflict(f"Port {number} is already in use on the host")
+        if exc.status_code == 409:
+            return Conflict(message)
+        if exc.status_code in (400, 403):
+            return UsageError(message)
+        return EngineError(message)
+    if isinstance(exc, docker.errors.DockerException):
+        text = str(exc)
+        if "Connection" in text or "connect" in text or "FileNotFoundError" in text:
+            return EngineUnavailable("Docker engine unreachable: is dockerd running and is DOCKER_HOST right?")
+        return EngineError(text)
+    return EngineError(f"unexpected engine failure ({type(exc).__name__})")
+
+
+def _explain(exc: docker.errors.APIError) -> str:
+    explanation = exc.explanation
+    if isinstance(explanation, bytes):
+        explanation = explanation.decode("utf-8", "replace")
+    text = str(explanation or exc).strip()
+    return text[:1].upper() + text[1:] if text else "the engine refused the request"
+
+
+def own_container_id() -> str | None:
+    """The ID of the container chatdock itself runs in, if any, so policy can protect it."""
+    for source in ("/proc/self/mountinfo", "/proc/self/cgroup"):
+        try:
+            text = Path(source).read_text()
+        except OSError:
+            continue
+        match = re.search(r"/(?:docker/containers|docker)/([0-9a-f]{64})", text)
+        if match:
+            return match.group(1)
+    return None
+
+
+class Engine:
+    """A shared, thread-safe handle on the Docker engine."""
+
+    def __init__(
+        self,
+        *,
+        base_url: str | None = None,
+        timeout: float = 30.0,
+        pool_size: int = 32,
+        client: docker.DockerClient | None = None,
+    ) -> None:
+        self.base_url = base_url
+        self.timeout = timeout
+        self.pool_size = pool_size
+        self._client = client
+        self._lock = threading.Lock()
+
+    # -- client lifetime -------------------------------------------------------------------------------
+    @property
+    def client(self) -> docker.DockerClient:
+        client = self._client
+        if client is not None:
+            return client
+        with self._lock:
+            if self._client is None:
+                self._client = self._connect()
+            return self._client
+
+    def _connect(self) -> docker.DockerClient:
+        try:
+            if self.base_url:
+                return docker.DockerClient(
+                    base_url=self.base_url, timeout=int(self.timeout), max_pool_size=self.pool_size
+                )
+            return docker.from_env(timeout=int(self.timeout), max_pool_size=self.pool_size)
+        except Exception as exc:
+            raise translate(exc, timeout=self.timeout) from exc
+
+    def _forget_client_on(self, exc: Exception) -> None:
+        if isinstance(exc, (*_TRANSIENT, requests.exceptions.Timeout)):
+            return  # the pool recovers by itself; a version probe is not needed again
+        if isinstance(exc, docker.errors.DockerException) and not isinstance(exc, docker.errors.APIError):
+            with self._lock:
+                self._client = None
+
+    @property
+    def api(self) -> docker.APIClient:
+        return self.client.api
+
+    def close(self) -> None:
+        with self._lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
+
+    # -- calls -----------------------------------------------------------------------------------------
+    def read(self, call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """An idempotent call: retried on connection errors (3 tries in about a second), then translated."""
+
+        @retry(
+            retry=retry_if_exception_type(_TRANSIENT),
+            stop=stop_after_attempt(3),
+            wait=wait_exponential(multiplier=0.2, max=1.0),
+            reraise=True,
+        )
+        def attempt() -> T:
+            return call(*args, **kwargs)
+
+        try:
+            return attempt()
+        except Exception as exc:
+            self._forget_client_on(exc)
+            raise translate(exc, timeout=self.timeout) from exc
+
+    def write(self, call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """A call that changes something: never retried blindly."""
+        try:
+            return call(*args, **kwargs)
+        except Exception as exc:
+            self._forget_client_on(exc)
+            raise translate(exc, timeout=self.timeout) from exc
+
+    def ping(self) -> bool:
+        def ping() -> bool:  # reaching ``api`` may itself fail: keep it inside ``read``
+            return bool(self.api.ping())
+
+        try:
+            return self.read(ping)
+        except ChatdockError:
+            return False
+
+    # -- resolution ------------------------------------------------------------------------------------
+    def inspect_container(self, ref: str) -> dict[str, Any]:
+        """Resolve like docker: full ID, exact name, unique ID prefix. Ambiguity lists the candidates."""
+        check_ref(ref)
+        try:
+            return self.read(lambda: self.api.inspect_container(ref))
+        except NotFound:
+            raise NotFound(f"No such container: {ref}") from None
+        except (EngineError, UsageError) as exc:
+            if "multiple" not in exc.message.lower():
+                raise
+            candidates = self.read(lambda: self.api.containers(all=True, filters={"id": ref}))
+            names = ", ".join(
+                f"{c['Id'][:12]} ({c['Names'][0].lstrip('/') if c.get('Names') else '?'})" for c in candidates
+            )
+            raise UsageError(
+                f"'{ref}' is ambiguous: it matches {len(candidates)} containers: {names}. "
+                "Type more characters of the ID, or the name."
+            ) from None
+
+    def container_facts(self, ref: str) -> ContainerFacts:
+        return facts_from_inspect(self.inspect_container(ref))
+
+    def inspect_network(self, ref: str) -> dict[str, Any]:
+        check_ref(ref, "network")
+        try:
+            return self.read(lambda: self.api.inspect_network(ref))
+        except NotFound:
+            raise NotFound(f"No such network: {ref}") from None
+
+    def network_facts(self, ref: str) -> NetworkFacts:
+        data = self.inspect_network(ref)
+        return NetworkFacts(
+            id=data["Id"], name=data["Name"], driver=data.get("Driver", ""), labels=data.get("Labels") or {}
+        )
+
+
+def facts_from_inspect(data: dict[str, Any]) -> ContainerFacts:
+    config = data.get("Config") or {}
+    return ContainerFacts(
+        id=data["Id"],
+        name=str(data.get("Name", "")).lstrip("/"),
+        labels=config.get("Labels") or {},
+        image=config.get("Image", ""),
+        status=(data.get("State") or {}).get("Status", ""),
+    )

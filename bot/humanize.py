@@ -1,0 +1,594 @@
+"""The docker CLI's display formats and value parsers, as pure functions.
+
+Chat replies should read exactly like the terminal output docker users already know, so each function here
+reproduces one docker/cli or docker/go-units behaviour (named in its docstring) rather than inventing a
+lookalike. Nothing here talks to the engine: inputs are the Engine API's JSON, outputs are strings or numbers.
+
+Deliberate departures, each for a reason given where it happens:
+- times without a zone (``--since 2024-01-02``) are read as UTC, not as the bot host's local zone;
+- :func:`format_ports` lists ports in port order and does not fold ranges (``80-81/tcp``);
+- parse errors are :class:`~bot.errors.UsageError` with one fixed wording per parser.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+import unicodedata
+from fractions import Fraction
+from functools import cmp_to_key
+from typing import Any
+
+from pydantic import BaseModel
+
+from bot.errors import UsageError
+
+__all__ = [
+    "StatsRow",
+    "bytes_binary",
+    "bytes_decimal",
+    "container_status",
+    "created_ago",
+    "format_ports",
+    "human_duration",
+    "parse_cpus",
+    "parse_docker_time",
+    "parse_memory",
+    "parse_since",
+    "port_lines",
+    "short_id",
+    "stats_row",
+    "stats_table",
+    "table",
+    "truncate_command",
+]
+
+_INT64_MAX = 2**63 - 1
+_NANO = 10**9
+
+# ------------------------------------------------------------------------------------------ durations
+
+
+def human_duration(seconds: float) -> str:
+    """go-units ``HumanDuration``: the wording of docker ps' STATUS and CREATED columns.
+
+    Seconds and minutes truncate but hours round (go-units adds half an hour), so 90 minutes is "2 hours".
+    """
+    if (secs := int(seconds)) < 1:
+        return "Less than a second"
+    if secs == 1:
+        return "1 second"
+    if secs < 60:
+        return f"{secs} seconds"
+    if (minutes := int(seconds / 60)) == 1:
+        return "About a minute"
+    if minutes < 60:
+        return f"{minutes} minutes"
+    if (hours := int(seconds / 3600 + 0.5)) == 1:
+        return "About an hour"
+    if hours < 48:
+        return f"{hours} hours"
+    if hours < 24 * 7 * 2:
+        return f"{hours // 24} days"
+    if hours < 24 * 30 * 2:
+        return f"{hours // 24 // 7} weeks"
+    if hours < 24 * 365 * 2:
+        return f"{hours // 24 // 30} months"
+    return f"{int(seconds / 3600) // 24 // 365} years"
+
+
+def created_ago(created_unix: float, now: float) -> str:
+    """docker ps' CREATED column ("2 seconds ago")."""
+    return human_duration(now - created_unix) + " ago"
+
+
+# ------------------------------------------------------------------------------------------ times
+
+_RFC3339 = re.compile(
+    r"(?P<y>[0-9]{4})-(?P<mo>[0-9]{2})-(?P<d>[0-9]{2})"
+    r"(?:T(?P<h>[0-9]{2})(?::(?P<mi>[0-9]{2})(?::(?P<s>[0-9]{2})(?:\.(?P<frac>[0-9]+))?)?)?)?"
+    r"(?P<zone>Z|[+-][0-9]{2}:[0-9]{2})?"
+)
+_EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
+_GO_ZERO_TIME = (dt.date(1, 1, 1).toordinal() - _EPOCH_ORDINAL) * 86400
+
+
+def _parse_time(text: str, *, full: bool) -> tuple[int, int] | None:
+    """(unix seconds, nanoseconds) of an RFC 3339 time; ``full`` demands the engine's form (time and zone)."""
+    m = _RFC3339.fullmatch(text)
+    if m is None or (full and (m["s"] is None or m["zone"] is None)):
+        return None
+    if m["frac"] is not None and m["s"] is None:
+        return None
+    try:
+        stamp = dt.datetime(
+            int(m["y"]), int(m["mo"]), int(m["d"]), int(m["h"] or 0), int(m["mi"] or 0), int(m["s"] or 0)
+        )
+    except ValueError:
+        return None
+    offset = 0
+    zone = m["zone"]
+    if zone and zone != "Z":
+        hours, minutes = int(zone[1:3]), int(zone[4:6])
+        if hours > 23 or minutes > 59:
+            return None
+        offset = (hours * 3600 + minutes * 60) * (-1 if zone[0] == "-" else 1)
+    days = stamp.toordinal() - _EPOCH_ORDINAL
+    unix = days * 86400 + stamp.hour * 3600 + stamp.minute * 60 + stamp.second - offset
+    nanos = int((m["frac"] or "")[:9].ljust(9, "0"))
+    return unix, nanos
+
+
+def parse_docker_time(text: str) -> float | None:
+    """Engine timestamps ("2024-01-02T03:04:05.123456789Z") to unix seconds.
+
+    Go's zero time ("0001-01-01T00:00:00Z", the engine's "never") is None, and so is anything unreadable:
+    this feeds display code, where an odd timestamp must not turn a reply into a crash.
+    """
+    parsed = _parse_time(text, full=True)
+    if parsed is None or parsed == (_GO_ZERO_TIME, 0):
+        return None
+    unix, nanos = parsed
+    return unix + nanos / _NANO
+
+
+_DURATION_UNITS = {
+    "ns": 1,
+    "us": 10**3,
+    "µs": 10**3,
+    "μs": 10**3,
+    "ms": 10**6,
+    "s": _NANO,
+    "m": 60 * _NANO,
+    "h": 3600 * _NANO,
+}
+_DURATION_PART = re.compile(r"(?P<int>[0-9]*)(?:\.(?P<frac>[0-9]*))?(?P<unit>[nuµμm]?s|m|h)(?![a-zµμ])")
+_UNIX_STAMP = re.compile(r"\+?(?P<sec>[0-9]+)(?:\.[0-9]+)?")
+
+
+def _go_duration(text: str) -> int | None:
+    """Nanoseconds of a Go ``time.ParseDuration`` string ("1h30m", "-1.5s"), or None if it is not one."""
+    sign = -1 if text[:1] == "-" else 1
+    body = text[1:] if text[:1] in "+-" else text
+    if body == "0":
+        return 0
+    total, pos = 0, 0
+    while pos < len(body):
+        m = _DURATION_PART.match(body, pos)
+        if m is None or not (m["int"] or m["frac"]) or len(m["int"]) > 19:
+            return None
+        unit = _DURATION_UNITS[m["unit"]]
+        frac = m["frac"] or ""
+        total += int(m["int"] or 0) * unit + (int(frac) * unit // 10 ** len(frac) if frac else 0)
+        pos = m.end()
+    if pos == 0 or total > _INT64_MAX:
+        return None
+    return sign * total
+
+
+def parse_since(text: str, now: float) -> int:
+    """``docker logs --since`` (moby's ``GetTimestamp``): a duration ago, a time, or unix seconds.
+
+    Zone-less times are read as UTC: the person typing in chat is not in the bot host's zone anyway, and
+    UTC is at least the same for everyone in the channel.
+    """
+    error = UsageError(f"failed to parse value as time or duration: {_go_quote(text)}")
+    duration = _go_duration(text) if text != "0" else None
+    if duration is not None:
+        return math.floor(Fraction(now) - Fraction(duration, _NANO))
+    parsed = _parse_time(text, full=False)
+    if parsed is not None:
+        return parsed[0]
+    if "-" in text:
+        raise error
+    stamp = _UNIX_STAMP.fullmatch(text)
+    if stamp is None or len(stamp["sec"]) > 19 or int(stamp["sec"]) > _INT64_MAX:
+        raise error
+    return int(stamp["sec"])
+
+
+# ------------------------------------------------------------------------------------------ status
+
+
+def container_status(state: dict[str, object], now: float) -> str:
+    """docker ps' STATUS column, rebuilt from inspect's ``State`` as moby's ``State.String`` writes it."""
+
+    def when(key: str) -> float | None:
+        value = state.get(key)
+        return parse_docker_time(value) if isinstance(value, str) else None
+
+    exit_code = state.get("ExitCode")
+    code = exit_code if isinstance(exit_code, int) else 0
+    status = state.get("Status")
+    if state.get("Running") or state.get("Restarting"):
+        started = when("StartedAt")
+        up = "Up " + human_duration(now - started if started is not None else 0)
+        if state.get("Paused"):
+            return up + " (Paused)"
+        if state.get("Restarting"):
+            finished = when("FinishedAt")
+            return f"Restarting ({code}) {human_duration(now - finished if finished is not None else 0)} ago"
+        health = state.get("Health")
+        verdict = health.get("Status") if isinstance(health, dict) else None
+        if isinstance(verdict, str) and verdict not in ("", "none"):
+            return f"{up} ({'health: starting' if verdict == 'starting' else verdict})"
+        return up
+    if status == "removing":
+        return "Removal In Progress"
+    if state.get("Dead") or status == "dead":
+        return "Dead"
+    if when("StartedAt") is None:
+        return "Created"
+    finished = when("FinishedAt")
+    if finished is None:
+        return ""
+    return f"Exited ({code}) {human_duration(now - finished)} ago"
+
+
+# ------------------------------------------------------------------------------------------ ports
+
+
+def _port_order(key: str) -> tuple[int, int, str]:
+    port, _, proto = key.partition("/")
+    return (0, int(port), proto) if port.isdigit() else (1, 0, key)
+
+
+def _join_host_port(host: str, port: str) -> str:
+    """Go's ``net.JoinHostPort``: IPv6 hosts in brackets."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def format_ports(ports: dict[str, list[dict[str, str]] | None]) -> str:
+    """docker ps' PORTS column from inspect's ``NetworkSettings.Ports``.
+
+    Ordered by port then protocol, bindings in the engine's order; the IPv6 wildcard shows as ":::9090",
+    the form users have long seen from docker ps.
+    """
+    parts: list[str] = []
+    for key in sorted(ports, key=_port_order):
+        bindings = ports[key]
+        if not bindings:
+            parts.append(key)
+            continue
+        for binding in bindings:
+            host, host_port = binding.get("HostIp", ""), binding.get("HostPort", "")
+            shown = f":::{host_port}" if host == "::" else _join_host_port(host, host_port)
+            parts.append(f"{shown}->{key}")
+    return ", ".join(parts)
+
+
+def _natural_less(a: str, b: str) -> bool:
+    """fvbommel/sortorder ``NaturalLess``, docker port's line order (digit runs compare as numbers)."""
+    i = j = 0
+    while i < len(a) and j < len(b):
+        dig_a, dig_b = a[i].isascii() and a[i].isdigit(), b[j].isascii() and b[j].isdigit()
+        if dig_a != dig_b:
+            return dig_a
+        if not dig_a:
+            if a[i] != b[j]:
+                return a[i] < b[j]
+            i, j = i + 1, j + 1
+            continue
+        while i < len(a) and a[i] == "0":
+            i += 1
+        while j < len(b) and b[j] == "0":
+            j += 1
+        start_a, start_b = i, j
+        while i < len(a) and a[i].isascii() and a[i].isdigit():
+            i += 1
+        while j < len(b) and b[j].isascii() and b[j].isdigit():
+            j += 1
+        if i - start_a != j - start_b:
+            return i - start_a < j - start_b
+        if a[start_a:i] != b[start_b:j]:
+            return a[start_a:i] < b[start_b:j]
+        if start_a != start_b:
+            return start_a < start_b
+    return len(a) < len(b)
+
+
+def _natural_cmp(a: str, b: str) -> int:
+    return -1 if _natural_less(a, b) else (1 if _natural_less(b, a) else 0)
+
+
+def port_lines(ports: dict[str, list[dict[str, str]] | None]) -> list[str]:
+    """``docker port`` output: published bindings only, IPv6 bracketed, naturally sorted like docker."""
+    lines = [
+        f"{key} -> {_join_host_port(b.get('HostIp', ''), b.get('HostPort', ''))}"
+        for key, bindings in ports.items()
+        for b in bindings or []
+    ]
+    return sorted(lines, key=cmp_to_key(_natural_cmp))
+
+
+# ------------------------------------------------------------------------------------------ text
+
+
+def _go_quote(text: str) -> str:
+    """Go's ``strconv.Quote``, which docker ps wraps the COMMAND column in."""
+    escapes = {
+        "\a": r"\a",
+        "\b": r"\b",
+        "\f": r"\f",
+        "\n": r"\n",
+        "\r": r"\r",
+        "\t": r"\t",
+        "\v": r"\v",
+        '"': r"\"",
+        "\\": r"\\",
+    }
+    out = []
+    for ch in text:
+        code = ord(ch)
+        if ch in escapes:
+            out.append(escapes[ch])
+        elif ch.isprintable():
+            out.append(ch)
+        elif code < 0x20 or code == 0x7F:
+            out.append(f"\\x{code:02x}")
+        elif code < 0x10000:
+            out.append(f"\\u{code:04x}")
+        else:
+            out.append(f"\\U{code:08x}")
+    return '"' + "".join(out) + '"'
+
+
+def _char_width(ch: str) -> int:
+    """Columns a character takes in a terminal: East Asian wide/fullwidth take two."""
+    return 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
+
+
+def _ellipsis(text: str, width: int) -> str:
+    """docker/cli ``formatter.Ellipsis``: cut to ``width`` display columns, the last one an ellipsis."""
+    if width <= 0:
+        return ""
+    if width == 1:
+        return text[:1]
+    ends: list[int] = []
+    total = 0
+    for ch in text:
+        total += _char_width(ch)
+        ends.append(total)
+    if total <= width:
+        return text
+    for i in range(len(ends) - 1):
+        if ends[i] <= width - 1 < ends[i + 1]:
+            return text[: i + 1] + "…"
+    return text
+
+
+def truncate_command(cmd: str, width: int = 20) -> str:
+    """docker ps' COMMAND column: cut to ``width`` columns (ellipsis included), then Go-quoted."""
+    return _go_quote(_ellipsis(cmd, width))
+
+
+def short_id(container_id: str) -> str:
+    """docker's ``TruncateID``: drop an algorithm prefix ("sha256:"), keep 12 characters."""
+    return container_id.partition(":")[2][:12] if ":" in container_id else container_id[:12]
+
+
+# ------------------------------------------------------------------------------------------ sizes
+
+_DECIMAL_UNITS = ("B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB")
+_BINARY_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB")
+
+
+def _size(n: float, base: float, units: tuple[str, ...], precision: int) -> str:
+    unit = 0
+    while n >= base and unit < len(units) - 1:
+        n /= base
+        unit += 1
+    return f"{n:.{precision}g}{units[unit]}"
+
+
+def bytes_binary(n: float) -> str:
+    """go-units ``BytesSize`` ("1.953MiB"): docker stats' MEM USAGE / LIMIT."""
+    return _size(n, 1024.0, _BINARY_UNITS, 4)
+
+
+def bytes_decimal(n: float, precision: int = 4) -> str:
+    """go-units ``HumanSizeWithPrecision`` ("12.3MB"); docker stats uses precision 3 for NET and BLOCK I/O."""
+    return _size(n, 1000.0, _DECIMAL_UNITS, precision)
+
+
+_BINARY_MULTIPLIERS = {"k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4, "p": 1024**5}
+_GO_FLOAT = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
+def parse_memory(text: str) -> int:
+    """go-units ``RAMInBytes`` (``--memory 512m``): binary units, optional b/ib; a bare number is bytes."""
+    error = UsageError(f"invalid size: '{text}'")
+    number, space, suffix = text.partition(" ")
+    if not space:
+        last_digit = max(text.rfind(c) for c in "0123456789.")
+        if last_digit < 0:
+            raise error
+        number, suffix = text[: last_digit + 1], text[last_digit + 1 :]
+    if not _GO_FLOAT.fullmatch(number):
+        raise error
+    size = float(number)
+    if size < 0 or not math.isfinite(size):
+        raise error
+    suffix = suffix.lower()
+    if suffix and suffix != "b":
+        multiplier = _BINARY_MULTIPLIERS.get(suffix[:1])
+        if multiplier is None or suffix[1:] not in ("", "b", "ib"):
+            raise error
+        size *= multiplier
+    if size >= 2**63:
+        raise error
+    return int(size)
+
+
+# Exponents are capped: "1e999999999" would make an exact rational with a billion digits.
+_RATIONAL = re.compile(r"[0-9]+/[0-9]+|(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]{1,4})?")
+
+
+def parse_cpus(text: str) -> int:
+    """``--cpus 1.5`` to the Engine's NanoCPUs, exactly as docker/cli's ``ParseCPUs`` (a rational, no floats).
+
+    Values finer than a nanocpu are refused rather than rounded, as docker does ("value is too precise").
+    """
+    error = UsageError(f'invalid argument "{text}" for "--cpus" flag')
+    number = text.removeprefix("+")
+    if not _RATIONAL.fullmatch(number):
+        raise error
+    try:
+        nano = Fraction(number) * _NANO
+    except (ValueError, ZeroDivisionError):  # a zero denominator, or more digits than int() will read
+        raise error from None
+    if nano.denominator != 1 or nano > _INT64_MAX:
+        raise error
+    return int(nano)
+
+
+# ------------------------------------------------------------------------------------------ tables
+
+_MIN_WIDTH = 10
+_PADDING = 3
+
+
+def _display_width(text: str) -> int:
+    """Terminal columns of a cell, as go-runewidth counts them for docker's tabwriter."""
+    return sum(0 if unicodedata.combining(ch) else _char_width(ch) for ch in text)
+
+
+def table(headers: list[str], rows: list[list[str]]) -> str:
+    """docker's table output (its tabwriter: minimum width 10, padding 3, last cell unpadded).
+
+    A column's width is taken over each run of consecutive lines that have a cell after it, as the
+    tabwriter does, so ragged rows (docker top) still line up. Trailing whitespace is dropped.
+    """
+    lines = [headers, *rows]
+    widths: list[list[int]] = [[0] * max(len(line) - 1, 0) for line in lines]
+    for column in range(max((len(line) for line in lines), default=0) - 1):
+        start = 0
+        while start < len(lines):
+            if len(lines[start]) <= column + 1:
+                start += 1
+                continue
+            end = start
+            while end < len(lines) and len(lines[end]) > column + 1:
+                end += 1
+            width = max(_MIN_WIDTH, *(_display_width(line[column]) + _PADDING for line in lines[start:end]))
+            for index in range(start, end):
+                widths[index][column] = width
+            start = end
+    out = []
+    for line, line_widths in zip(lines, widths, strict=True):
+        cells = [cell + " " * (w - _display_width(cell)) for cell, w in zip(line, line_widths, strict=False)]
+        out.append(("".join(cells) + (line[-1] if line else "")).rstrip())
+    return "\n".join(out)
+
+
+# ------------------------------------------------------------------------------------------ stats
+
+
+class StatsRow(BaseModel, frozen=True):
+    """One container's line of ``docker stats --no-stream``, as numbers (bytes, percent)."""
+
+    id: str
+    name: str
+    cpu_percent: float
+    mem_usage: float
+    mem_limit: float
+    mem_percent: float
+    net_rx: float
+    net_tx: float
+    block_read: float
+    block_write: float
+    pids: int
+
+
+def _dig(data: Any, *keys: str) -> Any:
+    """Walk nested stats dicts where any level may be missing or null (stopped containers, cgroup v2)."""
+    for key in keys:
+        if not isinstance(data, dict):
+            return None
+        data = data.get(key)
+    return data
+
+
+def _number(data: Any, *keys: str) -> float:
+    value = _dig(data, *keys)
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
+
+
+def stats_row(raw: dict[str, Any]) -> StatsRow:
+    """docker/cli's ``stats_helpers.go`` arithmetic over one ``/containers/{id}/stats?stream=false`` body."""
+    cpu, pre = raw.get("cpu_stats"), raw.get("precpu_stats")
+    cpu_delta = _number(cpu, "cpu_usage", "total_usage") - _number(pre, "cpu_usage", "total_usage")
+    system_delta = _number(cpu, "system_cpu_usage") - _number(pre, "system_cpu_usage")
+    online = _number(cpu, "online_cpus")
+    if online == 0:
+        online = float(len(_dig(cpu, "cpu_usage", "percpu_usage") or []))
+    cpu_percent = cpu_delta / system_delta * online * 100.0 if system_delta > 0 and cpu_delta > 0 else 0.0
+
+    # Page cache is excluded, as docker does since 19.03: inactive files are reclaimable, not "used".
+    usage = _number(raw, "memory_stats", "usage")
+    cache = _dig(raw, "memory_stats", "stats") or {}
+    v1_inactive = cache.get("total_inactive_file")
+    v2_inactive = _number(cache, "inactive_file")
+    if v1_inactive is not None and float(v1_inactive) < usage:
+        used = usage - float(v1_inactive)
+    elif v2_inactive < usage:
+        used = usage - v2_inactive
+    else:
+        used = usage
+    limit = _number(raw, "memory_stats", "limit")
+
+    networks = raw.get("networks") or {}
+    block_read = block_write = 0.0
+    for entry in _dig(raw, "blkio_stats", "io_service_bytes_recursive") or []:
+        op = str(entry.get("op") or "")
+        if op[:1] in ("r", "R"):
+            block_read += _number(entry, "value")
+        elif op[:1] in ("w", "W"):
+            block_write += _number(entry, "value")
+
+    return StatsRow(
+        id=short_id(str(raw.get("id") or "")),
+        name=str(raw.get("name") or "").removeprefix("/"),
+        cpu_percent=cpu_percent,
+        mem_usage=used,
+        mem_limit=limit,
+        mem_percent=used / limit * 100.0 if limit else 0.0,
+        net_rx=sum(_number(iface, "rx_bytes") for iface in networks.values()),
+        net_tx=sum(_number(iface, "tx_bytes") for iface in networks.values()),
+        block_read=block_read,
+        block_write=block_write,
+        pids=int(_number(raw, "pids_stats", "current")),
+    )
+
+
+STATS_HEADERS = (
+    "CONTAINER ID",
+    "NAME",
+    "CPU %",
+    "MEM USAGE / LIMIT",
+    "MEM %",
+    "NET I/O",
+    "BLOCK I/O",
+    "PIDS",
+)
+
+
+def stats_table(rows: list[StatsRow]) -> str:
+    """``docker stats --no-stream`` text, cell for cell (formatter_stats.go)."""
+    return table(
+        list(STATS_HEADERS),
+        [
+            [
+                row.id,
+                row.name or "--",
+                f"{row.cpu_percent:.2f}%",
+                f"{bytes_binary(row.mem_usage)} / {bytes_binary(row.mem_limit)}",
+                f"{row.mem_percent:.2f}%",
+                f"{bytes_decimal(row.net_rx, 3)} / {bytes_decimal(row.net_tx, 3)}",
+                f"{bytes_decimal(row.block_read, 3)} / {bytes_decimal(row.block_write, 3)}",
+                str(row.pids),
+            ]
+            for row in rows
+        ],
+    )

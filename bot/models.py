@@ -1,0 +1,202 @@
+"""Typed values that cross module seams: who asks, what policy said, and what a command produced.
+
+Requests are frozen so policy, audit, dry-run and the handler all read the same object. Results are plain
+data: renderers turn them into terminal text or Block Kit, and never call Docker or Slack.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Actor(Frozen):
+    """The person a request comes from, as Slack identifies them (IDs, never display names)."""
+
+    user: str
+    channel: str = ""
+    team: str = ""
+    groups: tuple[str, ...] = ()
+    name: str = ""
+
+
+class Decision(Frozen):
+    """A policy verdict and the rule that produced it."""
+
+    allowed: bool
+    rule: str
+    reason: str
+
+
+class Request(Frozen):
+    """Base of every parsed command. ``command`` is the canonical name policy grants refer to."""
+
+    command: ClassVar[str] = ""
+    mutating: ClassVar[bool] = False
+    dry_run: bool = False
+
+    def container_refs(self) -> tuple[str, ...]:
+        """Existing containers this request acts on, as the user named them."""
+        return ()
+
+    def network_refs(self) -> tuple[str, ...]:
+        """Existing networks this request acts on, as the user named them."""
+        return ()
+
+
+class ContainerFacts(Frozen):
+    """What policy needs to know about an existing container to decide whether it is in scope."""
+
+    id: str
+    name: str
+    labels: dict[str, str] = Field(default_factory=dict)
+    image: str = ""
+    status: str = ""
+
+    @property
+    def short_id(self) -> str:
+        return self.id[:12]
+
+
+class NetworkFacts(Frozen):
+    id: str
+    name: str
+    driver: str = ""
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
+# ---------------------------------------------------------------- results
+
+
+class Result(Frozen):
+    kind: ClassVar[str] = "result"
+
+
+class ContainerView(Frozen):
+    """One container as people want to see it: docker ps's columns plus who started it."""
+
+    id: str
+    name: str
+    image: str
+    command: str = ""
+    created: str = ""
+    status: str = ""
+    state: str = ""
+    ports: str = ""
+    owner: str = ""
+    managed: bool = False
+
+
+class ContainerList(Result):
+    kind: ClassVar[str] = "container_list"
+    containers: tuple[ContainerView, ...]
+    quiet: bool = False
+    all: bool = False
+    hidden_out_of_scope: int = 0
+
+
+class ActionItem(Frozen):
+    target: str
+    ok: bool
+    container: ContainerView | None = None
+    error: str = ""
+
+
+class ContainerAction(Result):
+    """Outcome of start/stop/restart/rm on one or more containers, one item per target."""
+
+    kind: ClassVar[str] = "container_action"
+    action: str
+    items: tuple[ActionItem, ...]
+
+    @property
+    def ok(self) -> bool:
+        return all(item.ok for item in self.items)
+
+
+class RunOutcome(Result):
+    kind: ClassVar[str] = "run"
+    container: ContainerView
+    detached: bool
+    exit_code: int | None = None
+    output: str = ""
+    output_truncated: bool = False
+    still_running: bool = False
+    removed: bool = False
+    remove_on_exit: bool = False
+    waited_seconds: float = 0.0
+
+
+class ExecOutcome(Result):
+    kind: ClassVar[str] = "exec"
+    container: str
+    command: tuple[str, ...]
+    exit_code: int | None
+    output: str
+    timed_out: bool = False
+    note: str = ""
+
+
+class TextOutput(Result):
+    """Output that is naturally a block of text: top, port, logs, tables."""
+
+    kind: ClassVar[str] = "text"
+    title: str
+    text: str
+    monospace: bool = True
+    total_lines: int = 0
+    shown_lines: int = 0
+
+
+class StatsView(Result):
+    kind: ClassVar[str] = "stats"
+    table: str
+    rows: tuple[dict[str, Any], ...] = ()
+    errors: tuple[str, ...] = ()
+
+
+class Inspection(Result):
+    kind: ClassVar[str] = "inspection"
+    title: str
+    summary: tuple[tuple[str, str], ...]
+    document: dict[str, Any]
+    container: ContainerView | None = None
+
+
+class NetworkList(Result):
+    kind: ClassVar[str] = "network_list"
+    networks: tuple[dict[str, str], ...]
+
+
+class NetworkChange(Result):
+    kind: ClassVar[str] = "network_change"
+    action: Literal["create", "connect", "disconnect", "rm"]
+    network: str
+    network_id: str = ""
+    container: str = ""
+    detail: str = ""
+    items: tuple[ActionItem, ...] = ()
+
+
+class HelpText(Result):
+    kind: ClassVar[str] = "help"
+    title: str
+    lines: tuple[str, ...]
+
+
+class DryRun(Result):
+    """What a mutating command would send to the Engine API, without sending it."""
+
+    kind: ClassVar[str] = "dry_run"
+    summary: str
+    engine_requests: tuple[dict[str, Any], ...]
+
+
+class HistoryView(Result):
+    kind: ClassVar[str] = "history"
+    entries: tuple[dict[str, Any], ...]

@@ -1,0 +1,382 @@
+"""The one path every request takes, whoever sends it (Slack command, button click, local shell):
+
+    unescape → split → match command → parse → policy → resolve targets + scope → plan + engine check
+    → audit(begin) → handler → audit(end) → Outcome
+
+Front doors only build an :class:`Actor`, call :meth:`Pipeline.handle` and render the :class:`Outcome`.
+Nothing here raises: every failure becomes an Outcome with a specific message, and any unexpected exception
+is logged in full and shown as a short apology with the request ID (never a stack trace).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from pydantic import BaseModel, ConfigDict, SerializeAsAny
+
+from bot import policy as policy_rules
+from bot.commands import Command, Context, EngineCall, Registry
+from bot.engine import Engine
+from bot.errors import ChatdockError, Denied, NotFound, UsageError
+from bot.models import Actor, ContainerFacts, Decision, DryRun, NetworkFacts, Request, Result
+from bot.policy import Policy
+from bot.redact import redact_document, redact_text, redact_words
+from bot.slacktext import normalize
+from bot.tokenize import split_words
+
+log = logging.getLogger(__name__)
+
+PREFIXES = {"/docker": (), "docker": (), "/net": ("network",), "/network": ("network",)}
+
+
+class ErrorInfo(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    kind: str
+    message: str
+    usage: str | None = None
+    rule: str | None = None
+
+
+class Outcome(BaseModel):
+    """Everything a front door needs to reply, and the audit log needs to record."""
+
+    model_config = ConfigDict(frozen=True)
+    request_id: str
+    ok: bool
+    text: str
+    shown_text: str = ""
+    actor: Actor
+    command: str | None = None
+    request: SerializeAsAny[Request] | None = None
+    decision: Decision | None = None
+    result: SerializeAsAny[Result] | None = None
+    error: ErrorInfo | None = None
+    engine_request: list[dict[str, Any]] | None = None
+    container_ids: tuple[str, ...] = ()
+    network_ids: tuple[str, ...] = ()
+    duration_ms: float = 0.0
+    source: str = "shell"
+
+    def public(self) -> dict[str, Any]:
+        """The shell's ``--json`` shape."""
+        result = None
+        if self.result is not None:
+            result = {"kind": self.result.kind, **self.result.model_dump(mode="json")}
+        return {
+            "ok": self.ok,
+            "request_id": self.request_id,
+            "command": self.command,
+            "decision": self.decision.model_dump() if self.decision else None,
+            "result": result,
+            "error": self.error.model_dump() if self.error else None,
+            "engine_request": self.engine_request,
+        }
+
+
+class Auditor(Protocol):
+    """Where requests are recorded: ``begin`` before the handler runs, ``end`` after."""
+
+    def begin(
+        self,
+        *,
+        request_id: str,
+        actor: Actor,
+        text: str,
+        source: str,
+        command: str | None,
+        request: dict[str, Any] | None,
+        decision: Decision | None,
+    ) -> None: ...
+
+    def end(self, outcome: Outcome) -> None: ...
+
+
+class NoAudit:
+    def begin(self, **_: Any) -> None:
+        return None
+
+    def end(self, outcome: Outcome) -> None:
+        return None
+
+
+class Parsed(BaseModel):
+    """A request as understood, before anything is resolved or run (used by front doors to ack early)."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+    command: Command
+    request: SerializeAsAny[Request]
+    words: tuple[str, ...]
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex[:8]
+
+
+class Pipeline:
+    def __init__(
+        self,
+        *,
+        engine: Engine,
+        policy: Policy,
+        registry: Registry,
+        auditor: Auditor | None = None,
+        run_timeout: float = 60.0,
+        exec_timeout: float = 30.0,
+        history: Callable[..., list[dict[str, Any]]] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.policy = policy
+        self.registry = registry
+        self.auditor: Auditor = auditor or NoAudit()
+        self.run_timeout = run_timeout
+        self.exec_timeout = exec_timeout
+        self.history = history
+
+    # -- parsing ---------------------------------------------------------------------------------------
+    def understand(self, text: str) -> Parsed:
+        """Text → typed request, or UsageError / Denied (hard refusals are grammar-level)."""
+        words = split_words(normalize(text))
+        if words and words[0].lower() in PREFIXES:
+            words = [*PREFIXES[words[0].lower()], *words[1:]]
+        dry_run = False
+        while words and words[0] == "--dry-run":
+            dry_run, words = True, words[1:]
+        if words[:1] == ["container"] and len(words) > 1:
+            words = words[1:] if (words[1],) != ("ls",) else ["container", *words[1:]]
+        if words[:1] == ["--help"] or words[:1] == ["-h"]:
+            words = ["help"]
+        command, rest = self.registry.match(words)
+        if rest == ["--help"]:
+            command, rest = self.registry.commands["help"], command.name.split()
+        request = command.parse(rest)
+        if dry_run:
+            if command.plan is None:
+                raise UsageError(f"`--dry-run` is for commands that change something; `{command.name}` only reads")
+            request = request.model_copy(update={"dry_run": True})
+        return Parsed(command=command, request=request, words=tuple(words))
+
+    # -- the whole path --------------------------------------------------------------------------------
+    def handle(self, text: str, actor: Actor, *, source: str = "shell", request_id: str | None = None) -> Outcome:
+        request_id = request_id or new_request_id()
+        started = time.monotonic()
+        state: dict[str, Any] = {"shown_text": _safe_echo(text, self.policy)}
+        begun = False
+        try:
+            parsed = self.understand(text)
+            state.update(
+                command=parsed.command.name,
+                request=parsed.request,
+                shown_text=" ".join(redact_words(parsed.words, self.policy.redact)),
+            )
+            decision = self._decide(actor, parsed.request)
+            state["decision"] = decision
+            if not decision.allowed:
+                raise Denied(decision.reason, rule=decision.rule)
+            ctx = self._context(actor, parsed.request)
+            state.update(
+                container_ids=tuple(c.id for c in ctx.containers.values()),
+                network_ids=tuple(n.id for n in ctx.networks.values()),
+            )
+            calls = self._plan(parsed.command, ctx, parsed.request)
+            if calls is not None:
+                state["engine_request"] = redact_document([call.as_dict() for call in calls], self.policy.redact)
+            self.auditor.begin(
+                request_id=request_id,
+                actor=actor,
+                text=state["shown_text"],
+                source=source,
+                command=parsed.command.name,
+                request=_dump(parsed.request),
+                decision=decision,
+            )
+            begun = True
+            if parsed.request.dry_run:
+                result: Result = DryRun(
+                    summary=f"would run `{state['shown_text']}`: {decision.reason}",
+                    engine_requests=tuple(state.get("engine_request") or ()),
+                )
+            else:
+                result = parsed.command.execute(ctx, parsed.request)
+            outcome = self._outcome(request_id, actor, text, source, started, state, result=result)
+        except Denied as exc:
+            state["decision"] = Decision(allowed=False, rule=exc.rule, reason=exc.message)
+            outcome = self._outcome(
+                request_id,
+                actor,
+                text,
+                source,
+                started,
+                state,
+                error=ErrorInfo(kind=exc.kind, message=exc.message, rule=exc.rule),
+            )
+        except UsageError as exc:
+            usage = exc.usage
+            if usage is None and state.get("command"):
+                usage = self.registry.commands[state["command"]].grammar.usage
+            outcome = self._outcome(
+                request_id,
+                actor,
+                text,
+                source,
+                started,
+                state,
+                error=ErrorInfo(kind=exc.kind, message=exc.message, usage=usage),
+            )
+        except ChatdockError as exc:
+            outcome = self._outcome(
+                request_id,
+                actor,
+                text,
+                source,
+                started,
+                state,
+                error=ErrorInfo(kind=exc.kind, message=exc.message),
+            )
+        except Exception:
+            log.exception("request %s failed unexpectedly", request_id)
+            outcome = self._outcome(
+                request_id,
+                actor,
+                text,
+                source,
+                started,
+                state,
+                error=ErrorInfo(
+                    kind="internal",
+                    message=f"chatdock hit an internal error (request {request_id}); the details are in its log",
+                ),
+            )
+        if not begun:
+            self.auditor.begin(
+                request_id=request_id,
+                actor=actor,
+                text=outcome.shown_text,
+                source=source,
+                command=outcome.command,
+                request=_dump(state.get("request")),
+                decision=outcome.decision,
+            )
+        self.auditor.end(outcome)
+        return outcome
+
+    # -- steps -----------------------------------------------------------------------------------------
+    def _decide(self, actor: Actor, request: Request) -> Decision:
+        try:
+            return policy_rules.decide(self.policy, actor, request)
+        except Exception:  # fail closed
+            log.exception("policy evaluation failed")
+            return policy_rules.deny("policy-error", "the policy could not be evaluated; refusing")
+
+    def _in_scope(self, facts: ContainerFacts) -> bool:
+        try:
+            return policy_rules.container_in_scope(self.policy, facts).allowed
+        except Exception:
+            log.exception("scope evaluation failed")
+            return False
+
+    def _context(self, actor: Actor, request: Request) -> Context:
+        containers: dict[str, ContainerFacts] = {}
+        missing: dict[str, str] = {}
+        for ref in request.container_refs():
+            try:
+                containers[ref] = self.engine.container_facts(ref)
+            except NotFound as exc:
+                missing[ref] = exc.message
+        for facts in containers.values():
+            scope = policy_rules.container_in_scope(self.policy, facts)
+            if not scope.allowed:
+                raise Denied(f"{scope.reason}: `{request.command}` may not touch it", rule=scope.rule)
+        networks: dict[str, NetworkFacts] = {}
+        for ref in request.network_refs():
+            networks[ref] = self.engine.network_facts(ref)  # NotFound ends the request
+            if request.mutating:
+                scope = policy_rules.network_in_scope(
+                    self.policy, networks[ref], for_removal=request.command == "network rm"
+                )
+                if not scope.allowed:
+                    raise Denied(scope.reason, rule=scope.rule)
+        return Context(
+            engine=self.engine,
+            actor=actor,
+            policy=self.policy,
+            registry=self.registry,
+            containers=containers,
+            networks=networks,
+            missing=missing,
+            in_scope=self._in_scope,
+            run_timeout=self.run_timeout,
+            exec_timeout=self.exec_timeout,
+            history=self.history,
+        )
+
+    def _plan(self, command: Command, ctx: Context, request: Request) -> list[EngineCall] | None:
+        if command.plan is None:
+            return None
+        calls = command.plan(ctx, request)
+        try:
+            refused = policy_rules.check_engine_calls(
+                self.policy, ((c.method, c.path, dict(c.body) if c.body is not None else None) for c in calls)
+            )
+        except ChatdockError:
+            raise
+        except Exception:
+            log.exception("engine request check failed")
+            refused = policy_rules.deny("policy-error", "the Engine request could not be checked; refusing")
+        if refused is not None:
+            raise Denied(refused.reason, rule=refused.rule)
+        return calls
+
+    def _outcome(
+        self,
+        request_id: str,
+        actor: Actor,
+        text: str,
+        source: str,
+        started: float,
+        state: dict[str, Any],
+        *,
+        result: Result | None = None,
+        error: ErrorInfo | None = None,
+    ) -> Outcome:
+        return Outcome(
+            request_id=request_id,
+            ok=error is None and _result_ok(result),
+            text=text,
+            shown_text=state.get("shown_text", ""),
+            actor=actor,
+            command=state.get("command"),
+            request=state.get("request"),
+            decision=state.get("decision"),
+            result=result,
+            error=error,
+            engine_request=state.get("engine_request"),
+            container_ids=state.get("container_ids", ()),
+            network_ids=state.get("network_ids", ()),
+            duration_ms=round((time.monotonic() - started) * 1000, 1),
+            source=source,
+        )
+
+
+def _result_ok(result: Result | None) -> bool:
+    items = getattr(result, "items", None)
+    if items:
+        return all(item.ok for item in items)
+    exit_code = getattr(result, "exit_code", None)
+    return not (isinstance(exit_code, int) and exit_code != 0 and getattr(result, "kind", "") == "exec")
+
+
+def _dump(request: Request | None) -> dict[str, Any] | None:
+    if request is None:
+        return None
+    return {"command": request.command, **request.model_dump(mode="json")}
+
+
+def _safe_echo(text: str, policy: Policy) -> str:
+    try:
+        return " ".join(redact_words(split_words(normalize(text)), policy.redact))
+    except ChatdockError:
+        return redact_text(text[:300])

@@ -1,0 +1,526 @@
+"""Who may do what: a default-deny policy read from YAML, and pure functions that decide.
+
+``decide(policy, actor, request)`` grants or refuses a command; ``check_engine_request`` reads the final Engine
+API body a mutating command would send (the last word, whatever flags produced it); ``container_in_scope``
+says whether an existing container may be touched. All are pure: same inputs, same answer, no I/O. Any
+exception inside them is turned into a denial by the pipeline (fail closed).
+
+Extensions to the documented file format (all optional):
+- ``images`` may hold ``"@local"``: any image already present on the engine, never pulled.
+- ``ports`` may hold ``"random"``: publishing to a host port the engine picks (``-p 80``).
+- ``networks: {names: [globs], protect: [globs]}``: networks commands may touch besides chatdock's own.
+- ``redact: [words]``: extra environment-name words whose values are masked in output.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from bot.errors import UsageError
+from bot.models import Actor, ContainerFacts, Decision, NetworkFacts, Request
+
+MANAGED_LABEL = "chatdock.managed"
+OWNER_LABEL = "chatdock.owner"
+RESERVED_LABEL_PREFIX = "chatdock."
+PREDEFINED_NETWORKS = frozenset({"bridge", "host", "none"})
+ANY = "*"
+
+
+class PolicyError(Exception):
+    """A policy file that cannot be used; ``problems`` are located, one per line."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        super().__init__(f"{source}: " + "; ".join(problems))
+        self.source = source
+        self.problems = problems
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Role(_Strict):
+    commands: tuple[str, ...] = ()
+    include: tuple[str, ...] = ()
+
+
+class Grant(_Strict):
+    role: str
+    users: tuple[str, ...] = ()
+    groups: tuple[str, ...] = ()
+    channels: tuple[str, ...] = ()
+
+    def matches(self, actor: Actor) -> bool:
+        if self.users or self.groups:
+            who = ANY in self.users or actor.user in self.users or bool(set(self.groups) & set(actor.groups))
+            if not who:
+                return False
+        return not self.channels or ANY in self.channels or actor.channel in self.channels
+
+
+class ContainerScope(_Strict):
+    labels: dict[str, str] = Field(default_factory=dict)
+    names: tuple[str, ...] = ()
+    protect: tuple[str, ...] = ()
+
+
+class NetworkScope(_Strict):
+    names: tuple[str, ...] = ()
+    protect: tuple[str, ...] = ()
+
+
+class Limits(_Strict):
+    memory: str | None = None
+    cpus: float | None = None
+
+    @field_validator("memory")
+    @classmethod
+    def _memory(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_memory_value(value)
+        return value
+
+    @field_validator("cpus")
+    @classmethod
+    def _cpus(cls, value: float | None) -> float | None:
+        if value is not None and value <= 0:
+            raise ValueError("cpus must be greater than 0")
+        return value
+
+    @property
+    def memory_bytes(self) -> int | None:
+        return parse_memory_value(self.memory) if self.memory else None
+
+    @property
+    def nano_cpus(self) -> int | None:
+        return round(self.cpus * 1e9) if self.cpus else None
+
+
+class Policy(_Strict):
+    roles: dict[str, Role] = Field(default_factory=dict)
+    grants: tuple[Grant, ...] = ()
+    images: tuple[str, ...] = ()
+    containers: ContainerScope = Field(default_factory=ContainerScope)
+    networks: NetworkScope = Field(default_factory=NetworkScope)
+    ports: tuple[str, ...] = ()
+    limits: Limits = Field(default_factory=Limits)
+    redact: tuple[str, ...] = ()
+    protected_ids: tuple[str, ...] = ()  # filled at start-up (chatdock's own container), not from the file
+
+    @field_validator("ports")
+    @classmethod
+    def _ports(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for entry in value:
+            if entry != "random":
+                parse_range(entry)
+        return value
+
+    @model_validator(mode="after")
+    def _references(self) -> Policy:
+        for name, role in self.roles.items():
+            for included in role.include:
+                if included not in self.roles:
+                    raise ValueError(f"roles.{name}.include: unknown role '{included}'")
+        for index, grant in enumerate(self.grants):
+            if grant.role not in self.roles:
+                raise ValueError(f"grants[{index}].role: unknown role '{grant.role}'")
+        for name in self.roles:
+            self.role_commands(name)  # raises on include cycles
+        return self
+
+    def role_commands(self, name: str, _path: tuple[str, ...] = ()) -> frozenset[str]:
+        if name in _path:
+            raise ValueError(f"roles.{name}.include: cycle {' -> '.join((*_path, name))}")
+        role = self.roles[name]
+        commands = set(role.commands)
+        for included in role.include:
+            commands |= self.role_commands(included, (*_path, name))
+        return frozenset(commands)
+
+    def with_protected_ids(self, ids: Iterable[str]) -> Policy:
+        return self.model_copy(update={"protected_ids": tuple(ids)})
+
+
+# ------------------------------------------------------------------------------------------ loading
+
+
+def parse_range(text: str) -> tuple[int, int]:
+    match = re.fullmatch(r"(\d{1,5})(?:-(\d{1,5}))?", text)
+    if not match:
+        raise ValueError(f"invalid port range '{text}' (use 8080 or 8000-9999)")
+    low = int(match.group(1))
+    high = int(match.group(2) or low)
+    if not 1 <= low <= high <= 65535:
+        raise ValueError(f"invalid port range '{text}' (ports are 1-65535, low before high)")
+    return low, high
+
+
+_MEMORY = re.compile(r"^(\d+(?:\.\d+)?)\s*([kmgtp]?)(i?b)?$", re.IGNORECASE)
+
+
+def parse_memory_value(text: str) -> int:
+    """docker's RAMInBytes: a number and an optional binary unit (``512m``, ``1g``, ``1.5GiB``)."""
+    match = _MEMORY.match(text.strip())
+    if not match:
+        raise ValueError(f"invalid size: '{text}'")
+    number = float(match.group(1))
+    power = "bkmgtp".index(match.group(2).lower() or "b")
+    return int(number * 1024**power)
+
+
+def _locate(document: str, path: tuple[str | int, ...]) -> str:
+    """Line number of ``path`` in the YAML text, for located error messages."""
+    try:
+        node: Any = yaml.compose(document)
+    except yaml.YAMLError:
+        return ""
+    line = node.start_mark.line + 1 if node is not None else 0
+    for key in path:
+        if isinstance(node, yaml.MappingNode):
+            found = next((v for k, v in node.value if k.value == key), None)
+            if found is None:
+                break
+            node = found
+        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
+            node = node.value[key]
+        else:
+            break
+        line = node.start_mark.line + 1
+    return f"line {line}: " if line else ""
+
+
+def load_policy_text(text: str, *, source: str = "policy", known_commands: Iterable[str] = ()) -> Policy:
+    """Parse and validate a policy document; every problem is reported with where it is."""
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark is not None else ""
+        raise PolicyError(source, [f"{where}not valid YAML ({getattr(exc, 'problem', exc)})"]) from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise PolicyError(source, ["line 1: the policy must be a mapping with roles, grants, images, ..."])
+    try:
+        policy = Policy.model_validate(raw)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            path = tuple(error["loc"])
+            dotted = ".".join(str(p) for p in path) or "policy"
+            message = error["msg"].removeprefix("Value error, ")
+            if error["type"] == "extra_forbidden":
+                message = "unknown key"
+            problems.append(f"{_locate(text, path)}{dotted}: {message}")
+        raise PolicyError(source, problems) from None
+    known = set(known_commands)
+    if known:
+        problems = []
+        for name, role in policy.roles.items():
+            for index, command in enumerate(role.commands):
+                if command != ANY and command not in known:
+                    where = _locate(text, ("roles", name, "commands", index))
+                    problems.append(f"{where}roles.{name}.commands: unknown command '{command}'")
+        if problems:
+            raise PolicyError(source, problems)
+    return policy
+
+
+def load_policy_file(path: Path, *, known_commands: Iterable[str] = ()) -> Policy:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PolicyError(str(path), [f"cannot read the file ({exc.strerror})"]) from None
+    return load_policy_text(text, source=str(path), known_commands=known_commands)
+
+
+BUILTIN_POLICY_TEXT = """\
+# chatdock's built-in policy, used by `chatdock shell` when CHATDOCK_POLICY is not set: the person at the
+# terminal already controls this engine, so they may run every command on every container, with images that
+# are already present on the host (nothing is pulled). The hard refusals (--privileged, host mounts, ...)
+# still apply: they are not part of any policy.
+roles:
+  admin: {commands: ["*"]}
+grants:
+  - {role: admin, users: ["*"]}
+images: ["@local"]
+containers: {names: ["*"]}
+networks: {names: ["*"]}
+ports: ["1-65535", "random"]
+"""
+
+
+def builtin_policy() -> Policy:
+    return load_policy_text(BUILTIN_POLICY_TEXT, source="built-in policy")
+
+
+# ------------------------------------------------------------------------------------------ deciding
+
+
+def allow(rule: str, reason: str) -> Decision:
+    return Decision(allowed=True, rule=rule, reason=reason)
+
+
+def deny(rule: str, reason: str) -> Decision:
+    return Decision(allowed=False, rule=rule, reason=reason)
+
+
+def commands_for(policy: Policy, actor: Actor) -> tuple[frozenset[str], list[str]]:
+    """Every command ``actor`` may run, and the roles that give them."""
+    commands: set[str] = set()
+    roles: list[str] = []
+    for grant in policy.grants:
+        if grant.matches(actor):
+            commands |= policy.role_commands(grant.role)
+            roles.append(grant.role)
+    return frozenset(commands), roles
+
+
+def may_run(policy: Policy, actor: Actor, command: str) -> Decision:
+    for index, grant in enumerate(policy.grants):
+        if grant.matches(actor):
+            granted = policy.role_commands(grant.role)
+            if command in granted or ANY in granted:
+                return allow(f"grants[{index}]", f"role {grant.role} may run `{command}`")
+    where = f" in channel {actor.channel}" if actor.channel else ""
+    return deny("default-deny", f"no grant lets {actor.user}{where} run `{command}`")
+
+
+def decide(policy: Policy, actor: Actor, request: Request) -> Decision:
+    """May ``actor`` run this command at all? (Targets and engine bodies are checked separately.)"""
+    return may_run(policy, actor, request.command)
+
+
+def _glob_any(value: str, patterns: Iterable[str]) -> str | None:
+    for pattern in patterns:
+        if fnmatch.fnmatchcase(value, pattern):
+            return pattern
+    return None
+
+
+def container_in_scope(policy: Policy, container: ContainerFacts) -> Decision:
+    """May commands touch this existing container? chatdock's own, or listed by label or name; never protected."""
+    if any(container.id.startswith(pid) or pid.startswith(container.id) for pid in policy.protected_ids):
+        return deny("containers.protect", f"{container.name} is chatdock's own container")
+    protected = _glob_any(container.name, policy.containers.protect)
+    if protected:
+        return deny("containers.protect", f"{container.name} is protected (matches '{protected}')")
+    if container.labels.get(MANAGED_LABEL) == "true":
+        return allow("containers.managed", f"{container.name} was started by chatdock")
+    wanted = policy.containers.labels
+    if wanted and all(container.labels.get(k) == v for k, v in wanted.items()):
+        return allow("containers.labels", f"{container.name} carries the labels {wanted}")
+    named = _glob_any(container.name, policy.containers.names)
+    if named:
+        return allow("containers.names", f"{container.name} matches '{named}'")
+    return deny("containers.scope", f"{container.name} was not started by chatdock and the policy does not list it")
+
+
+def network_in_scope(policy: Policy, network: NetworkFacts, *, for_removal: bool = False) -> Decision:
+    if for_removal and network.name in PREDEFINED_NETWORKS:
+        return deny("networks.predefined", f"{network.name} is one of docker's predefined networks")
+    if network.name == "host" or network.driver == "host":
+        return deny("never:network-host", "containers may not join the host's network")
+    protected = _glob_any(network.name, policy.networks.protect)
+    if protected:
+        return deny("networks.protect", f"network {network.name} is protected (matches '{protected}')")
+    if network.labels.get(MANAGED_LABEL) == "true":
+        return allow("networks.managed", f"network {network.name} was created by chatdock")
+    if not for_removal and network.name in ("bridge", "none"):
+        return allow("networks.default", f"{network.name} is docker's default network")
+    named = _glob_any(network.name, policy.networks.names)
+    if named:
+        return allow("networks.names", f"network {network.name} matches '{named}'")
+    return deny(
+        "networks.scope",
+        f"network {network.name} was not created by chatdock and the policy does not list it",
+    )
+
+
+# ------------------------------------------------------------------------------------------ images
+
+
+_DIGEST = re.compile(r"@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}$")
+_PATH_COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
+_TAG = re.compile(r"^[\w][\w.-]{0,127}$")
+_DOMAIN = re.compile(r"^(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.[a-zA-Z0-9-]+)*(?::\d+)?$")
+
+
+class ImageRef(BaseModel):
+    """A parsed image reference, normalised the way Docker Hub names are (``docker.io/library/`` dropped)."""
+
+    model_config = ConfigDict(frozen=True)
+    repository: str
+    tag: str | None
+    digest: str | None
+
+    @property
+    def with_tag(self) -> str:
+        return f"{self.repository}:{self.tag or 'latest'}"
+
+    @property
+    def original(self) -> str:
+        text = self.repository
+        if self.tag:
+            text += f":{self.tag}"
+        if self.digest:
+            text += self.digest
+        return text
+
+
+def parse_image(text: str) -> ImageRef:
+    """Validate an image reference with the distribution/reference grammar; docker's own error wording."""
+    invalid = UsageError(f"invalid reference format: {text!r} is not a valid image name")
+    if not text or len(text) > 255:
+        raise invalid
+    digest = None
+    match = _DIGEST.search(text)
+    if match:
+        digest = match.group(0)
+        text = text[: match.start()]
+    tag = None
+    last_slash = text.rfind("/")
+    colon = text.rfind(":")
+    if colon > last_slash:
+        text, tag = text[:colon], text[colon + 1 :]
+        if not _TAG.match(tag):
+            raise invalid
+    parts = text.split("/")
+    domain = None
+    if len(parts) > 1 and ("." in parts[0] or ":" in parts[0] or parts[0] == "localhost"):
+        domain = parts.pop(0)
+        if not _DOMAIN.match(domain):
+            raise invalid
+    if not parts or not all(_PATH_COMPONENT.match(p) for p in parts):
+        if any(p != p.lower() for p in parts):
+            raise UsageError(f"invalid reference format: repository name {text!r} must be lowercase")
+        raise invalid
+    if domain in ("docker.io", "index.docker.io", "registry-1.docker.io"):
+        domain = None
+    if domain is None and len(parts) == 2 and parts[0] == "library":
+        parts = parts[1:]
+    repository = "/".join(([domain] if domain else []) + parts)
+    return ImageRef(repository=repository, tag=tag, digest=digest)
+
+
+def image_allowed(policy: Policy, image: ImageRef) -> Decision:
+    """Check an image against ``images`` (globs on repository or repository:tag) before anything is pulled."""
+    for pattern in policy.images:
+        if pattern == "@local":
+            return allow("images[@local]", f"{image.original} may run if it is already on this host")
+        target = image.with_tag if ":" in pattern.rsplit("/", 1)[-1] else image.repository
+        if ":" in pattern.rsplit("/", 1)[-1] and image.digest and not image.tag:
+            continue  # a tag pattern says nothing about a digest
+        if fnmatch.fnmatchcase(target, pattern):
+            return allow(f"images[{pattern}]", f"{image.original} matches '{pattern}'")
+    return deny("images", f"Image {image.original} is not allowed by policy")
+
+
+def may_pull(policy: Policy, image: ImageRef) -> bool:
+    decision = image_allowed(policy, image)
+    return decision.allowed and decision.rule != "images[@local]"
+
+
+# ------------------------------------------------------------------------------------------ engine bodies
+
+_DANGEROUS_CONFINEMENT = re.compile(r"(seccomp|apparmor|systempaths)[=:]unconfined|label[=:]disable", re.I)
+
+
+def check_create_body(policy: Policy, body: dict[str, Any]) -> Decision:
+    """Read a ``POST /containers/create`` body as the engine would, refusing what chat must never start."""
+    host = body.get("HostConfig") or {}
+    if host.get("Privileged"):
+        return deny("never:privileged", "privileged containers are never allowed")
+    if host.get("Binds") or any((m or {}).get("Type") == "bind" for m in host.get("Mounts") or []):
+        return deny("never:host-mounts", "host bind mounts are never allowed")
+    if host.get("VolumesFrom"):
+        return deny("never:volumes-from", "--volumes-from is never allowed")
+    if host.get("Devices") or host.get("DeviceRequests") or host.get("DeviceCgroupRules"):
+        return deny("never:devices", "host devices are never allowed")
+    if host.get("CapAdd"):
+        return deny("never:cap-add", "adding capabilities is never allowed")
+    for option in host.get("SecurityOpt") or []:
+        if _DANGEROUS_CONFINEMENT.search(str(option)) or not str(option).startswith("no-new-privileges"):
+            return deny("never:security-opt", f"security option {option!r} is never allowed")
+    for mode in ("PidMode", "IpcMode", "UTSMode", "UsernsMode", "CgroupnsMode"):
+        value = str(host.get(mode) or "")
+        if value == "host" or value.startswith("container:"):
+            return deny("never:host-namespaces", f"{mode} {value} shares a namespace and is never allowed")
+    network_mode = str(host.get("NetworkMode") or "")
+    if network_mode == "host" or network_mode.startswith("container:"):
+        return deny("never:network-host", f"network {network_mode} is never allowed")
+    if host.get("Sysctls") or host.get("Runtime") or host.get("CgroupParent"):
+        return deny("never:host-tuning", "sysctls, runtimes and cgroup parents are never allowed")
+    image_decision = image_allowed(policy, parse_image(str(body.get("Image", ""))))
+    if not image_decision.allowed:
+        return image_decision
+    ports = _check_ports(policy, host.get("PortBindings") or {})
+    if ports is not None:
+        return ports
+    limits = _check_limits(policy, host)
+    if limits is not None:
+        return limits
+    return allow(image_decision.rule, image_decision.reason)
+
+
+def _check_ports(policy: Policy, bindings: dict[str, list[dict[str, str]] | None]) -> Decision | None:
+    ranges = [parse_range(entry) for entry in policy.ports if entry != "random"]
+    for container_port, hosts in bindings.items():
+        for binding in hosts or []:
+            host_port = binding.get("HostPort", "")
+            if host_port in ("", "0"):
+                if "random" not in policy.ports:
+                    return deny("ports", f"publishing {container_port} on a random host port is not allowed")
+                continue
+            low, high = parse_range(host_port)
+            if not any(lo <= low and high <= hi for lo, hi in ranges):
+                allowed = ", ".join(policy.ports) or "none"
+                return deny("ports", f"host port {host_port} is not allowed by policy (allowed: {allowed})")
+    return None
+
+
+def _check_limits(policy: Policy, host: dict[str, Any]) -> Decision | None:
+    memory_cap = policy.limits.memory_bytes
+    memory = int(host.get("Memory") or 0)
+    if memory_cap and (memory == 0 or memory > memory_cap):
+        return deny("limits.memory", f"memory above the policy's limit of {policy.limits.memory}")
+    cpu_cap = policy.limits.nano_cpus
+    cpus = int(host.get("NanoCpus") or 0)
+    if cpu_cap and (cpus == 0 or cpus > cpu_cap):
+        return deny("limits.cpus", f"more than the policy's limit of {policy.limits.cpus:g} CPUs")
+    return None
+
+
+def check_labels(labels: dict[str, str]) -> Decision | None:
+    for key in labels:
+        if key.startswith(RESERVED_LABEL_PREFIX):
+            return deny("never:reserved-label", f"labels starting with '{RESERVED_LABEL_PREFIX}' are chatdock's own")
+    return None
+
+
+def check_network_body(body: dict[str, Any]) -> Decision | None:
+    driver = str(body.get("Driver") or "bridge")
+    if driver != "bridge":
+        return deny("never:network-driver", f"only bridge networks may be created from chat (not {driver})")
+    return None
+
+
+def check_engine_calls(policy: Policy, calls: Iterable[tuple[str, str, dict[str, Any] | None]]) -> Decision | None:
+    """Policy's last word on the Engine requests a command would send, whatever flags produced them."""
+    for method, path, body in calls:
+        if method == "POST" and path == "/containers/create":
+            decision = check_create_body(policy, body or {})
+            if not decision.allowed:
+                return decision
+        elif method == "POST" and path == "/networks/create":
+            refused = check_network_body(body or {})
+            if refused is not None:
+                return refused
+    return None

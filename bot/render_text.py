@@ -1,0 +1,170 @@
+"""Outcome → plain text for the terminal, shaped like docker's own output so docker users feel at home."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from bot import humanize, wording
+from bot.models import (
+    ContainerAction,
+    ContainerList,
+    DryRun,
+    ExecOutcome,
+    HelpText,
+    HistoryView,
+    Inspection,
+    NetworkChange,
+    NetworkList,
+    Result,
+    RunOutcome,
+    StatsView,
+    TextOutput,
+)
+from bot.pipeline import Outcome
+
+
+def render(outcome: Outcome) -> str:
+    if outcome.error is not None:
+        if outcome.error.kind == "denied":
+            return wording.denied(outcome.error.message, outcome.error.rule or "")
+        if outcome.error.kind == "usage":
+            return wording.usage_error(outcome.error.message, outcome.error.usage)
+        return wording.error(outcome.error.message)
+    if outcome.result is None:
+        return ""
+    renderer = _RENDERERS.get(type(outcome.result))
+    return renderer(outcome.result) if renderer else json.dumps(outcome.result.model_dump(mode="json"), indent=2)
+
+
+def _container_list(result: Any) -> str:
+    assert isinstance(result, ContainerList)
+    if result.quiet:
+        return "\n".join(c.id[:12] for c in result.containers)
+    rows = [
+        [
+            c.id[:12],
+            c.image,
+            f'"{c.command.strip(chr(34))}"' if c.command else '""',
+            c.created,
+            c.status,
+            c.ports,
+            c.name,
+        ]
+        for c in result.containers
+    ]
+    text = humanize.table(wording.PS_HEADERS, rows)
+    if result.hidden_out_of_scope:
+        text += "\n" + wording.hidden_note(result.hidden_out_of_scope)
+    return text
+
+
+def _action(result: Any) -> str:
+    assert isinstance(result, ContainerAction)
+    lines = []
+    for item in result.items:
+        lines.append(item.target if item.ok else f"Error response from daemon: {item.error}")
+    return "\n".join(lines)
+
+
+def _run(result: Any) -> str:
+    assert isinstance(result, RunOutcome)
+    if result.detached:
+        return result.container.id + ("\n(already exited and removed)" if result.removed else "")
+    lines = [result.output] if result.output else []
+    if result.output_truncated:
+        lines.append("(output cut to the last lines)")
+    name = result.container.name
+    if result.still_running:
+        lines.append(
+            f"{name} is still running after {result.waited_seconds:g} s. Follow it with `logs {name}`, "
+            f"stop it with `stop {name}`" + ("; it will be removed when it exits." if result.remove_on_exit else ".")
+        )
+    else:
+        lines.append(f"[{name} exited with code {result.exit_code}{', removed' if result.removed else ''}]")
+    return "\n".join(lines)
+
+
+def _exec(result: Any) -> str:
+    assert isinstance(result, ExecOutcome)
+    lines = [result.output.rstrip("\n")] if result.output else []
+    if result.note:
+        lines.append(f"({result.note})")
+    if result.exit_code is not None and result.exit_code != 0:
+        lines.append(f"[exit code {result.exit_code}]")
+    return "\n".join(lines)
+
+
+def _text(result: Any) -> str:
+    assert isinstance(result, TextOutput)
+    return result.text
+
+
+def _stats(result: Any) -> str:
+    assert isinstance(result, StatsView)
+    return "\n".join([result.table, *(f"Error: {e}" for e in result.errors)])
+
+
+def _inspection(result: Any) -> str:
+    assert isinstance(result, Inspection)
+    return json.dumps([result.document], indent=4)
+
+
+def _network_list(result: Any) -> str:
+    assert isinstance(result, NetworkList)
+    rows = [[n["id"], n["name"], n["driver"], n["scope"]] for n in result.networks]
+    return humanize.table(wording.NETWORK_HEADERS, rows)
+
+
+def _network_change(result: Any) -> str:
+    assert isinstance(result, NetworkChange)
+    if result.action == "create":
+        return result.network_id
+    if result.action == "rm":
+        return "\n".join(i.target if i.ok else f"Error response from daemon: {i.error}" for i in result.items)
+    return (
+        f"{result.container} {wording.NETWORK_PAST[result.action]} {'to' if result.action == 'connect' else 'from'}"
+        f" {result.network}" + (f" ({result.detail})" if result.detail else "")
+    )
+
+
+def _help(result: Any) -> str:
+    assert isinstance(result, HelpText)
+    return "\n".join([result.title, "", *result.lines])
+
+
+def _dry_run(result: Any) -> str:
+    assert isinstance(result, DryRun)
+    return "Dry run: " + result.summary + "\n" + json.dumps(list(result.engine_requests), indent=2)
+
+
+def _history(result: Any) -> str:
+    assert isinstance(result, HistoryView)
+    rows = [
+        [
+            e.get("when", ""),
+            e.get("who", ""),
+            e.get("command", ""),
+            e.get("outcome", ""),
+            e.get("summary", ""),
+        ]
+        for e in result.entries
+    ]
+    return humanize.table(["WHEN", "WHO", "COMMAND", "OUTCOME", "RESULT"], rows)
+
+
+_RENDERERS: dict[type[Result], Callable[[Any], str]] = {
+    ContainerList: _container_list,
+    ContainerAction: _action,
+    RunOutcome: _run,
+    ExecOutcome: _exec,
+    TextOutput: _text,
+    StatsView: _stats,
+    Inspection: _inspection,
+    NetworkList: _network_list,
+    NetworkChange: _network_change,
+    HelpText: _help,
+    DryRun: _dry_run,
+    HistoryView: _history,
+}

@@ -1,0 +1,75 @@
+"""``chatdock shell``: the same pipeline as Slack, from a terminal (errbot's text backend, hubot's shell).
+
+An interactive prompt on a terminal; ``-c TEXT`` for one command; one command per line when stdin is not a
+terminal. Lines may start with ``/docker``, ``/net`` or ``docker``. ``--json`` prints one JSON object per
+command. The exit status is 0 when every command succeeded, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from collections.abc import Iterable
+from typing import TextIO
+
+from bot.models import Actor
+from bot.pipeline import Outcome, Pipeline
+from bot.render_text import render
+
+PROMPT = "chatdock> "
+BANNER = "chatdock shell: type docker commands (`ps -a`, `run -d -p 9090:80 IMAGE`, `/net ls`), `help`, or `exit`."
+
+
+def emit(outcome: Outcome, *, as_json: bool, out: TextIO) -> None:
+    if as_json:
+        out.write(json.dumps(outcome.public(), default=str) + "\n")
+    else:
+        text = render(outcome)
+        if text:
+            out.write(text.rstrip("\n") + "\n")
+    out.flush()
+
+
+def run_lines(pipeline: Pipeline, actor: Actor, lines: Iterable[str], *, as_json: bool, out: TextIO) -> bool:
+    """Run each non-blank, non-comment line; True when all succeeded."""
+    all_ok = True
+    for line in lines:
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        if text in ("exit", "quit"):
+            break
+        outcome = pipeline.handle(text, actor, source="shell")
+        emit(outcome, as_json=as_json, out=out)
+        all_ok = all_ok and outcome.ok
+    return all_ok
+
+
+def interactive(pipeline: Pipeline, actor: Actor, *, as_json: bool, policy_source: str) -> bool:
+    with contextlib.suppress(ImportError):
+        import readline  # noqa: F401  (line editing and history at the prompt)
+    print(BANNER)
+    print(f"(acting as {actor.user} under the {policy_source})")
+
+    def prompts() -> Iterable[str]:
+        while True:
+            try:
+                yield input(PROMPT)
+            except EOFError:
+                print()
+                return
+            except KeyboardInterrupt:
+                print()
+
+    return run_lines(pipeline, actor, prompts(), as_json=as_json, out=sys.stdout)
+
+
+def main(pipeline: Pipeline, actor: Actor, *, command: str | None, as_json: bool, policy_source: str) -> int:
+    if command is not None:
+        ok = run_lines(pipeline, actor, [command], as_json=as_json, out=sys.stdout)
+    elif sys.stdin.isatty():
+        ok = interactive(pipeline, actor, as_json=as_json, policy_source=policy_source)
+    else:
+        ok = run_lines(pipeline, actor, sys.stdin, as_json=as_json, out=sys.stdout)
+    return 0 if ok else 1

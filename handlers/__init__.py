@@ -1,0 +1,14 @@
+"""chatdock's commands, one module per family; :func:`build_registry` lists them all explicitly."""
+
+from __future__ import annotations
+
+from bot.commands import Command, Registry
+from handlers import containers, inspect, meta, networks, run
+
+
+def all_commands() -> tuple[Command, ...]:
+    return (run.COMMAND, *containers.COMMANDS, *inspect.COMMANDS, *networks.COMMANDS, *meta.COMMANDS)
+
+
+def build_registry(extra: tuple[Command, ...] = ()) -> Registry:
+    return Registry((*all_commands(), *extra))

@@ -1,0 +1,409 @@
+"""Container lifecycle and listing: ``ps``, ``start``, ``stop``, ``restart``, ``rm``, ``logs``, ``port``."""
+
+from __future__ import annotations
+
+import re
+import time
+
+from bot import humanize
+from bot.commands import Command, Context, EngineCall
+from bot.errors import UsageError
+from bot.flags import Flag, Grammar, Kind, Parsed
+from bot.models import ContainerAction, ContainerFacts, ContainerList, ContainerView, Request, TextOutput
+from handlers.common import (
+    facts_from_list,
+    for_each_target,
+    one_target,
+    resolved,
+    split_targets,
+    view_from_inspect,
+    view_from_list,
+)
+
+DRY_RUN = Flag(("--dry-run",), "dry_run", help="show the decision and the Engine requests; do nothing")
+LOG_LINES_DEFAULT = 1000
+
+
+# --------------------------------------------------------------------------------------------- ps
+
+PS_USAGE = "ps [-a] [-q] [-n N] [-f KEY=VALUE]"
+PS_GRAMMAR = Grammar(
+    usage=PS_USAGE,
+    flags=(
+        Flag(("-a", "--all"), "all", help="show all containers (default shows just running)"),
+        Flag(("-q", "--quiet"), "quiet", help="only display container IDs"),
+        Flag(("-n", "--last"), "last", Kind.VALUE, "N", "show the N last created containers (all states)"),
+        Flag(("-l", "--latest"), "latest", help="show the latest created container (all states)"),
+        Flag(("-f", "--filter"), "filter", Kind.LIST, "KEY=VALUE", "filter output (name, label, status, ...)"),
+        Flag(("--no-trunc",), "no_trunc", help="accepted for docker compatibility", hidden=True),
+    ),
+)
+
+
+class PsRequest(Request):
+    command = "ps"
+    all: bool = False
+    quiet: bool = False
+    last: int = -1
+    filters: tuple[tuple[str, str], ...] = ()
+
+
+def _int(value: str, flag: str, usage: str, minimum: int = 0) -> int:
+    if not re.fullmatch(r"-?\d+", value) or int(value) < minimum:
+        raise UsageError(f'invalid argument "{value}" for "{flag}" flag: expected a number >= {minimum}', usage=usage)
+    return int(value)
+
+
+def build_ps(parsed: Parsed) -> PsRequest:
+    if parsed.positionals:
+        raise UsageError(f'"ps" accepts no arguments (got {" ".join(parsed.positionals)})', usage=PS_USAGE)
+    filters = []
+    for item in parsed.many("filter"):
+        key, has_value, value = item.partition("=")
+        if not has_value or not key:
+            raise UsageError(f"bad format of filter (expected name=value): {item}", usage=PS_USAGE)
+        filters.append((key.strip().lower(), value))
+    last_text = parsed.value("last")
+    last = _int(last_text, "--last", PS_USAGE) if last_text is not None else -1
+    if parsed.flag("latest"):
+        last = 1
+    return PsRequest(all=parsed.flag("all"), quiet=parsed.flag("quiet"), last=last, filters=tuple(filters))
+
+
+def run_ps(ctx: Context, request: PsRequest) -> ContainerList:
+    """Similar to the ``docker ps`` command; lists only containers the policy lets this channel touch."""
+    filters: dict[str, list[str]] = {}
+    for key, value in request.filters:
+        filters.setdefault(key, []).append(value)
+    items = ctx.engine.read(
+        ctx.engine.api.containers,
+        all=request.all or request.last > 0,
+        limit=request.last,
+        filters=filters or None,
+    )
+    now = time.time()
+    visible = [item for item in items if ctx.in_scope(facts_from_list(item))]
+    return ContainerList(
+        containers=tuple(view_from_list(item, now=now) for item in visible),
+        quiet=request.quiet,
+        all=request.all,
+        hidden_out_of_scope=len(items) - len(visible),
+    )
+
+
+# --------------------------------------------------------------------------------------------- start/stop/...
+
+
+class TargetsRequest(Request):
+    """A request naming one or more existing containers."""
+
+    targets: tuple[str, ...]
+
+    def container_refs(self) -> tuple[str, ...]:
+        return self.targets
+
+
+class StartRequest(TargetsRequest):
+    command = "start"
+    mutating = True
+
+
+class StopRequest(TargetsRequest):
+    command = "stop"
+    mutating = True
+    timeout: int | None = None
+
+
+class RestartRequest(StopRequest):
+    command = "restart"
+
+
+class RmRequest(TargetsRequest):
+    command = "rm"
+    mutating = True
+    force: bool = False
+    volumes: bool = False
+
+
+START_USAGE = "start CONTAINER [CONTAINER...]"
+STOP_USAGE = "stop [-t SECONDS] CONTAINER [CONTAINER...]"
+RESTART_USAGE = "restart [-t SECONDS] CONTAINER [CONTAINER...]"
+RM_USAGE = "rm [-f] [-v] CONTAINER [CONTAINER...]"
+TIMEOUT_FLAG = Flag(("-t", "--time", "--timeout"), "timeout", Kind.VALUE, "SECONDS", "seconds to wait before killing")
+MAX_STOP_TIMEOUT = 300
+
+
+def _timeout(parsed: Parsed, usage: str) -> int | None:
+    text = parsed.value("timeout")
+    if text is None:
+        return None
+    seconds = _int(text, "--time", usage)
+    if seconds > MAX_STOP_TIMEOUT:
+        raise UsageError(f"a stop timeout above {MAX_STOP_TIMEOUT} seconds is not accepted from chat", usage=usage)
+    return seconds
+
+
+def build_start(parsed: Parsed) -> StartRequest:
+    return StartRequest(targets=split_targets(parsed.positionals, usage=START_USAGE), dry_run=parsed.flag("dry_run"))
+
+
+def build_stop(parsed: Parsed) -> StopRequest:
+    return StopRequest(
+        targets=split_targets(parsed.positionals, usage=STOP_USAGE),
+        timeout=_timeout(parsed, STOP_USAGE),
+        dry_run=parsed.flag("dry_run"),
+    )
+
+
+def build_restart(parsed: Parsed) -> RestartRequest:
+    return RestartRequest(
+        targets=split_targets(parsed.positionals, usage=RESTART_USAGE),
+        timeout=_timeout(parsed, RESTART_USAGE),
+        dry_run=parsed.flag("dry_run"),
+    )
+
+
+def build_rm(parsed: Parsed) -> RmRequest:
+    return RmRequest(
+        targets=split_targets(parsed.positionals, usage=RM_USAGE),
+        force=parsed.flag("force"),
+        volumes=parsed.flag("volumes"),
+        dry_run=parsed.flag("dry_run"),
+    )
+
+
+def _ids(ctx: Context, request: TargetsRequest) -> list[str]:
+    return [ctx.containers[ref].id if ref in ctx.containers else ref for ref in request.targets]
+
+
+def plan_start(ctx: Context, request: StartRequest) -> list[EngineCall]:
+    return [EngineCall("POST", f"/containers/{cid}/start") for cid in _ids(ctx, request)]
+
+
+def plan_stop(ctx: Context, request: StopRequest) -> list[EngineCall]:
+    params = {"t": request.timeout} if request.timeout is not None else {}
+    verb = "restart" if isinstance(request, RestartRequest) else "stop"
+    return [EngineCall("POST", f"/containers/{cid}/{verb}", params) for cid in _ids(ctx, request)]
+
+
+def plan_rm(ctx: Context, request: RmRequest) -> list[EngineCall]:
+    params = {"force": request.force, "v": request.volumes}
+    return [EngineCall("DELETE", f"/containers/{cid}", params) for cid in _ids(ctx, request)]
+
+
+def _fresh_view(ctx: Context, facts: ContainerFacts) -> ContainerView:
+    return view_from_inspect(ctx.engine.read(ctx.engine.api.inspect_container, facts.id))
+
+
+def run_start(ctx: Context, request: StartRequest) -> ContainerAction:
+    """Similar to the ``docker start`` command: starts existing containers (``run`` always makes a new one)."""
+
+    def start(facts: ContainerFacts) -> ContainerView:
+        ctx.engine.write(ctx.engine.api.start, facts.id)
+        return _fresh_view(ctx, facts)
+
+    return ContainerAction(action="start", items=for_each_target(ctx, request.targets, start))
+
+
+def run_stop(ctx: Context, request: StopRequest) -> ContainerAction:
+    """Similar to the ``docker stop`` command (``restart`` for RestartRequest); all targets at once."""
+    restart = isinstance(request, RestartRequest)
+    call = ctx.engine.api.restart if restart else ctx.engine.api.stop
+
+    def act(facts: ContainerFacts) -> ContainerView:
+        if request.timeout is None:
+            ctx.engine.write(call, facts.id)
+        else:
+            ctx.engine.write(call, facts.id, timeout=request.timeout)
+        return _fresh_view(ctx, facts)
+
+    return ContainerAction(action="restart" if restart else "stop", items=for_each_target(ctx, request.targets, act))
+
+
+def run_rm(ctx: Context, request: RmRequest) -> ContainerAction:
+    """Similar to the ``docker rm`` command: several containers at once, ``-f`` for running ones."""
+
+    def remove(facts: ContainerFacts) -> ContainerView:
+        view = _fresh_view(ctx, facts)
+        ctx.engine.write(ctx.engine.api.remove_container, facts.id, force=request.force, v=request.volumes)
+        return view.model_copy(update={"status": "Removed", "state": "removed"})
+
+    return ContainerAction(action="rm", items=for_each_target(ctx, request.targets, remove))
+
+
+# --------------------------------------------------------------------------------------------- logs / port
+
+LOGS_USAGE = "logs [--tail N] [--since TIME] [-t] CONTAINER"
+LOGS_GRAMMAR = Grammar(
+    usage=LOGS_USAGE,
+    flags=(
+        Flag(("-n", "--tail"), "tail", Kind.VALUE, "N", f"lines from the end (default {LOG_LINES_DEFAULT})"),
+        Flag(
+            ("--since",),
+            "since",
+            Kind.VALUE,
+            "TIME",
+            "since a time (2024-01-02T15:04:05Z) or a duration (10m)",
+        ),
+        Flag(("-t", "--timestamps"), "timestamps", help="show timestamps"),
+    ),
+)
+
+
+class LogsRequest(Request):
+    command = "logs"
+    target: str
+    tail: int = LOG_LINES_DEFAULT
+    since: int | None = None
+    timestamps: bool = False
+
+    def container_refs(self) -> tuple[str, ...]:
+        return (self.target,)
+
+
+def build_logs(parsed: Parsed) -> LogsRequest:
+    target = one_target(parsed.positionals, usage=LOGS_USAGE)
+    tail_text = parsed.value("tail")
+    tail = LOG_LINES_DEFAULT
+    if tail_text is not None and tail_text != "all":
+        tail = _int(tail_text, "--tail", LOGS_USAGE)
+    since_text = parsed.value("since")
+    since = humanize.parse_since(since_text, time.time()) if since_text is not None else None
+    return LogsRequest(target=target, tail=tail, since=since, timestamps=parsed.flag("timestamps"))
+
+
+def run_logs(ctx: Context, request: LogsRequest) -> TextOutput:
+    """Similar to ``docker logs``; capped at the last lines so a chat reply stays readable."""
+    facts = resolved(ctx, request.target)
+    raw = ctx.engine.read(
+        ctx.engine.api.logs,
+        facts.id,
+        stdout=True,
+        stderr=True,
+        tail=request.tail,
+        since=request.since,
+        timestamps=request.timestamps,
+    )
+    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+    lines = text.splitlines()
+    return TextOutput(title=f"logs {facts.name}", text="\n".join(lines), total_lines=len(lines), shown_lines=len(lines))
+
+
+PORT_USAGE = "port CONTAINER [PRIVATE_PORT[/PROTO]]"
+
+
+class PortRequest(Request):
+    command = "port"
+    target: str
+    private_port: str | None = None
+
+    def container_refs(self) -> tuple[str, ...]:
+        return (self.target,)
+
+
+def build_port(parsed: Parsed) -> PortRequest:
+    words = parsed.positionals
+    if not 1 <= len(words) <= 2:
+        raise UsageError("requires a container and optionally a port", usage=PORT_USAGE)
+    private = words[1] if len(words) == 2 else None
+    if private is not None and not re.fullmatch(r"\d{1,5}(/(tcp|udp|sctp))?", private, re.I):
+        raise UsageError(f"invalid port: {private} (expected PORT or PORT/PROTO)", usage=PORT_USAGE)
+    return PortRequest(target=words[0], private_port=private.lower() if private else None)
+
+
+def run_port(ctx: Context, request: PortRequest) -> TextOutput:
+    """Similar to the ``docker port`` command: ``80/tcp -> 0.0.0.0:9090`` lines."""
+    facts = resolved(ctx, request.target)
+    data = ctx.engine.read(ctx.engine.api.inspect_container, facts.id)
+    ports = (data.get("NetworkSettings") or {}).get("Ports") or {}
+    if request.private_port:
+        key = request.private_port if "/" in request.private_port else f"{request.private_port}/tcp"
+        if not ports.get(key):
+            raise UsageError(f"No public port '{key}' published for {facts.name}", usage=PORT_USAGE)
+        ports = {key: ports[key]}
+    lines = humanize.port_lines(ports)
+    return TextOutput(title=f"port {facts.name}", text="\n".join(lines), total_lines=len(lines), shown_lines=len(lines))
+
+
+# --------------------------------------------------------------------------------------------- registry
+
+
+def _targets_grammar(usage: str, *extra: Flag) -> Grammar:
+    return Grammar(usage=usage, flags=(*extra, DRY_RUN))
+
+
+COMMANDS = (
+    Command(
+        "ps",
+        PS_GRAMMAR,
+        "list containers",
+        build_ps,
+        run_ps,
+        aliases=("container ls", "container ps", "container list"),
+        examples=("ps", "ps -a", "ps -f name=web", "ps -q"),
+    ),
+    Command(
+        "start",
+        _targets_grammar(START_USAGE),
+        "start stopped containers",
+        build_start,
+        run_start,
+        plan=plan_start,
+        aliases=("container start",),
+        examples=("start webhost",),
+    ),
+    Command(
+        "stop",
+        _targets_grammar(STOP_USAGE, TIMEOUT_FLAG),
+        "stop running containers",
+        build_stop,
+        run_stop,
+        plan=plan_stop,
+        aliases=("container stop",),
+        slow=True,
+        examples=("stop webhost", "stop 1480a", "stop -t 2 web1 web2"),
+    ),
+    Command(
+        "restart",
+        _targets_grammar(RESTART_USAGE, TIMEOUT_FLAG),
+        "restart containers",
+        build_restart,
+        run_stop,
+        plan=plan_stop,
+        aliases=("container restart",),
+        slow=True,
+        examples=("restart webhost",),
+    ),
+    Command(
+        "rm",
+        _targets_grammar(
+            RM_USAGE,
+            Flag(("-f", "--force"), "force", help="force the removal of a running container"),
+            Flag(("-v", "--volumes"), "volumes", help="remove anonymous volumes too"),
+        ),
+        "remove containers",
+        build_rm,
+        run_rm,
+        plan=plan_rm,
+        aliases=("container rm",),
+        examples=("rm web1 web2", "container rm web1, web2", "rm -f webhost"),
+    ),
+    Command(
+        "logs",
+        LOGS_GRAMMAR,
+        "show a container's output",
+        build_logs,
+        run_logs,
+        aliases=("container logs",),
+        examples=("logs webhost", "logs --tail 20 --since 10m webhost"),
+    ),
+    Command(
+        "port",
+        Grammar(usage=PORT_USAGE),
+        "list a container's published ports",
+        build_port,
+        run_port,
+        aliases=("container port",),
+        examples=("port webhost", "port webhost 80/tcp"),
+    ),
+)

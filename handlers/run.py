@@ -1,0 +1,431 @@
+"""``docker run``: grammar, request model, the Engine create body, and the handler.
+
+Decisions worth knowing:
+- Options stop at the image, as in docker. When the first word after the image is one of run's own options
+  (``run nginx -p 9090:80 -d``), docker would hand it to the container as its command; chatdock refuses with the
+  corrected order instead of starting something nobody meant.
+- ``-it`` without ``-d`` asks for an interactive terminal, which chat cannot give: a usage error that suggests
+  ``-dit`` and ``exec``. ``-dit`` is fine (it keeps a shell container alive, as people use it).
+- Foreground ``--rm``: chatdock waits for the exit, collects the output, then removes the container itself
+  (daemon-side AutoRemove would race the output away). If the wait runs out, a watcher removes it on exit.
+  With ``-d --rm`` the engine removes it (``AutoRemove``), as docker does.
+- A failed start removes the created container: a failed ``run`` leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from typing import Any
+
+import requests
+
+from bot.commands import Command, Context, EngineCall
+from bot.errors import ChatdockError, Denied, EngineUnavailable, NotFound, UsageError
+from bot.flags import Flag, Grammar, Kind, Parsed, Refused
+from bot.humanize import parse_cpus, parse_memory
+from bot.models import ContainerView, Request, RunOutcome
+from bot.policy import (
+    MANAGED_LABEL,
+    OWNER_LABEL,
+    check_labels,
+    may_pull,
+    parse_image,
+)
+from bot.ports import PortBinding, parse_publish
+from handlers.common import env_assignments, view_from_inspect
+
+log = logging.getLogger(__name__)
+
+AUTOREMOVE_LABEL = "chatdock.autoremove"
+NAME_PATTERN = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
+RESTART_PATTERN = re.compile(r"^(no|always|unless-stopped|on-failure(?::(\d+))?)$")
+MIN_MEMORY = 6 * 1024 * 1024
+OUTPUT_LINES = 1000
+OUTPUT_BYTES = 256 * 1024
+
+USAGE = "run [OPTIONS] IMAGE [COMMAND] [ARG...]"
+
+_HOST_MOUNT = "host bind mounts and volumes would let a container read or change the host"
+REFUSED = (
+    Refused(("--privileged",), "never:privileged", "a privileged container is root on the host", takes_value=False),
+    Refused(("-v", "--volume"), "never:host-mounts", _HOST_MOUNT),
+    Refused(("--mount",), "never:host-mounts", _HOST_MOUNT),
+    Refused(("--volumes-from",), "never:volumes-from", "it mounts another container's volumes"),
+    Refused(("--device",), "never:devices", "it gives the container a host device"),
+    Refused(("--device-cgroup-rule",), "never:devices", "it gives the container host devices"),
+    Refused(("--gpus",), "never:devices", "it gives the container host devices"),
+    Refused(("--cap-add",), "never:cap-add", "added capabilities weaken the container's confinement"),
+    Refused(("--pid",), "never:host-namespaces", "it shares a process namespace"),
+    Refused(("--ipc",), "never:host-namespaces", "it shares an IPC namespace"),
+    Refused(("--uts",), "never:host-namespaces", "it shares a UTS namespace"),
+    Refused(("--userns",), "never:host-namespaces", "it changes user namespace isolation"),
+    Refused(("--cgroupns",), "never:host-namespaces", "it shares a cgroup namespace"),
+    Refused(("--sysctl",), "never:host-tuning", "it changes kernel parameters"),
+    Refused(("--runtime",), "never:host-tuning", "it changes the container runtime"),
+    Refused(("--cgroup-parent",), "never:host-tuning", "it changes the cgroup hierarchy"),
+    Refused(("--use-api-socket",), "never:docker-socket", "it hands the Docker socket to the container", False),
+    Refused(("--env-file",), "never:env-file", "it reads a file on chatdock's host"),
+)
+
+GRAMMAR = Grammar(
+    usage=USAGE,
+    positionals="stop",
+    refused=REFUSED,
+    flags=(
+        Flag(("-d", "--detach"), "detach", help="run in the background and print the container ID"),
+        Flag(("--name",), "name", Kind.VALUE, "NAME", "assign a name to the container"),
+        Flag(("--rm",), "rm", help="remove the container when it exits"),
+        Flag(("-p", "--publish"), "publish", Kind.LIST, "PORT", "publish a port: [[IP:]HOST:]CONTAINER[/PROTO]"),
+        Flag(("-e", "--env"), "env", Kind.LIST, "KEY=VALUE", "set an environment variable"),
+        Flag(("-l", "--label"), "label", Kind.LIST, "KEY=VALUE", "set a label"),
+        Flag(("--network", "--net"), "network", Kind.VALUE, "NETWORK", "connect to a network"),
+        Flag(("--network-alias", "--net-alias"), "alias", Kind.LIST, "ALIAS", "a DNS name on that network"),
+        Flag(("--restart",), "restart", Kind.VALUE, "POLICY", "no | always | unless-stopped | on-failure[:N]"),
+        Flag(("-m", "--memory"), "memory", Kind.VALUE, "BYTES", "memory limit (e.g. 256m)"),
+        Flag(("--cpus",), "cpus", Kind.VALUE, "N", "number of CPUs (e.g. 0.5)"),
+        Flag(("-h", "--hostname"), "hostname", Kind.VALUE, "NAME", "container host name"),
+        Flag(("-w", "--workdir"), "workdir", Kind.VALUE, "DIR", "working directory inside the container"),
+        Flag(("-u", "--user"), "user", Kind.VALUE, "USER", "user[:group] to run as"),
+        Flag(("--entrypoint",), "entrypoint", Kind.VALUE, "CMD", "override the image's entrypoint"),
+        Flag(("-i", "--interactive"), "interactive", help="keep STDIN open"),
+        Flag(("-t", "--tty"), "tty", help="allocate a pseudo-TTY"),
+        Flag(("--dry-run",), "dry_run", help="show the decision and the Engine request; do nothing"),
+    ),
+)
+
+
+class RunRequest(Request):
+    command = "run"
+    mutating = True
+    image: str
+    args: tuple[str, ...] = ()
+    detach: bool = False
+    name: str | None = None
+    rm: bool = False
+    publish: tuple[PortBinding, ...] = ()
+    env: tuple[str, ...] = ()
+    labels: tuple[tuple[str, str], ...] = ()
+    network: str | None = None
+    aliases: tuple[str, ...] = ()
+    restart: str | None = None
+    memory: int | None = None
+    nano_cpus: int | None = None
+    hostname: str | None = None
+    workdir: str | None = None
+    user: str | None = None
+    entrypoint: str | None = None
+    interactive: bool = False
+    tty: bool = False
+
+    def network_refs(self) -> tuple[str, ...]:
+        return (self.network,) if self.network and self.network not in ("bridge", "none", "default") else ()
+
+
+def _labels(values: list[str]) -> tuple[tuple[str, str], ...]:
+    pairs = []
+    for value in values:
+        key, _, val = value.partition("=")
+        if not key:
+            raise UsageError(f"invalid label: {value!r} (expected KEY=VALUE)", usage=USAGE)
+        pairs.append((key, val))
+    reserved = check_labels(dict(pairs))
+    if reserved is not None:
+        raise Denied(reserved.reason, rule=reserved.rule)
+    return tuple(pairs)
+
+
+def _reject_misplaced_options(image: str, args: list[str], parsed: Parsed) -> None:
+    if not args or not args[0].startswith("-") or args[0] == "-":
+        return
+    name = args[0].split("=", 1)[0]
+    if not name.startswith("--") and len(name) > 2:
+        name = name[:2]
+    if GRAMMAR.lookup(name) is None:
+        return
+    before = " ".join(["run", *args, image])
+    raise UsageError(
+        f"`{args[0]}` comes after the image `{image}`, so docker would pass it to the container as its command "
+        f"instead of reading it as an option. Options go before the image: `{before}`",
+        usage=USAGE,
+    )
+
+
+def build(parsed: Parsed) -> RunRequest:
+    if not parsed.positionals:
+        raise UsageError('"run" requires at least 1 argument: the image', usage=USAGE)
+    image, *args = parsed.positionals
+    parse_image(image)
+    _reject_misplaced_options(image, args, parsed)
+    detach = parsed.flag("detach")
+    interactive, tty = parsed.flag("interactive"), parsed.flag("tty")
+    if interactive and tty and not detach:
+        raise UsageError(
+            "`-it` asks for an interactive terminal, which a chat message cannot give. "
+            f"Start it in the background with `run -dit {image}` and then run one command at a time "
+            "with `exec NAME COMMAND`.",
+            usage=USAGE,
+        )
+    name = parsed.value("name")
+    if name is not None and not NAME_PATTERN.match(name):
+        raise UsageError(f"Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed", usage=USAGE)
+    network = parsed.value("network")
+    if network is not None and (network == "host" or network.startswith("container:")):
+        raise Denied(
+            f"`--network {network}` is never allowed: it shares the host's or another container's network stack",
+            rule="never:network-host",
+        )
+    aliases = tuple(parsed.many("alias"))
+    if aliases and network in (None, "bridge", "default", "none"):
+        raise UsageError(
+            "network-scoped aliases are supported only for containers in user-defined networks: add `--network NAME`",
+            usage=USAGE,
+        )
+    restart = parsed.value("restart")
+    if restart is not None:
+        if not RESTART_PATTERN.match(restart):
+            raise UsageError(
+                f"invalid restart policy: {restart} (no, always, unless-stopped, on-failure[:N])", usage=USAGE
+            )
+        if parsed.flag("rm") and restart != "no":
+            raise UsageError("conflicting options: cannot specify both --restart and --rm", usage=USAGE)
+    memory_text = parsed.value("memory")
+    memory = parse_memory(memory_text) if memory_text is not None else None
+    if memory is not None and memory < MIN_MEMORY:
+        raise UsageError("Minimum memory limit allowed is 6MB", usage=USAGE)
+    cpus_text = parsed.value("cpus")
+    ports: list[PortBinding] = []
+    for spec in parsed.many("publish"):
+        ports.extend(parse_publish(spec))
+    return RunRequest(
+        image=image,
+        args=tuple(args),
+        detach=detach,
+        name=name,
+        rm=parsed.flag("rm"),
+        publish=tuple(ports),
+        env=env_assignments(parsed.many("env")),
+        labels=_labels(parsed.many("label")),
+        network=network,
+        aliases=aliases,
+        restart=restart,
+        memory=memory,
+        nano_cpus=parse_cpus(cpus_text) if cpus_text is not None else None,
+        hostname=parsed.value("hostname"),
+        workdir=parsed.value("workdir"),
+        user=parsed.value("user"),
+        entrypoint=parsed.value("entrypoint"),
+        interactive=interactive,
+        tty=tty,
+        dry_run=parsed.flag("dry_run"),
+    )
+
+
+def create_body(
+    request: RunRequest, *, owner: str, memory_default: int | None, cpus_default: int | None
+) -> dict[str, Any]:
+    """The exact ``POST /containers/create`` body, with Engine field names."""
+    labels = dict(request.labels)
+    labels[MANAGED_LABEL] = "true"
+    labels[OWNER_LABEL] = owner
+    foreground_rm = request.rm and not request.detach
+    if foreground_rm:
+        labels[AUTOREMOVE_LABEL] = "true"
+    exposed: dict[str, dict[str, Any]] = {}
+    bindings: dict[str, list[dict[str, str]]] = {}
+    for port in request.publish:
+        exposed[port.key] = {}
+        bindings.setdefault(port.key, []).append({"HostIp": port.host_ip, "HostPort": port.host_port})
+    host: dict[str, Any] = {
+        "PortBindings": bindings,
+        "AutoRemove": request.rm and request.detach,
+        "NetworkMode": request.network or "default",
+    }
+    if request.restart:
+        policy_name, _, count = request.restart.partition(":")
+        host["RestartPolicy"] = {"Name": policy_name, "MaximumRetryCount": int(count or 0)}
+    memory = request.memory if request.memory is not None else memory_default
+    if memory:
+        host["Memory"] = memory
+    cpus = request.nano_cpus if request.nano_cpus is not None else cpus_default
+    if cpus:
+        host["NanoCpus"] = cpus
+    body: dict[str, Any] = {
+        "Image": request.image,
+        "Cmd": list(request.args) or None,
+        "Env": list(request.env),
+        "Labels": labels,
+        "ExposedPorts": exposed,
+        "Tty": request.tty,
+        "OpenStdin": request.interactive,
+        "StdinOnce": False,
+        "AttachStdin": False,
+        "AttachStdout": not request.detach,
+        "AttachStderr": not request.detach,
+        "HostConfig": host,
+    }
+    for key, value in (
+        ("Hostname", request.hostname),
+        ("WorkingDir", request.workdir),
+        ("User", request.user),
+    ):
+        if value is not None:
+            body[key] = value
+    if request.entrypoint is not None:
+        body["Entrypoint"] = [request.entrypoint] if request.entrypoint else [""]
+    if request.network and request.network not in ("default",):
+        body["NetworkingConfig"] = {"EndpointsConfig": {request.network: {"Aliases": list(request.aliases)}}}
+    return body
+
+
+def plan(ctx: Context, request: RunRequest) -> list[EngineCall]:
+    body = create_body(
+        request,
+        owner=ctx.actor.user,
+        memory_default=ctx.policy.limits.memory_bytes,
+        cpus_default=ctx.policy.limits.nano_cpus,
+    )
+    params = {"name": request.name} if request.name else {}
+    return [
+        EngineCall("POST", "/containers/create", params, body),
+        EngineCall("POST", "/containers/{id}/start"),
+    ]
+
+
+def _ensure_image(ctx: Context, request: RunRequest) -> None:
+    api = ctx.engine.api
+    try:
+        ctx.engine.read(api.inspect_image, request.image)
+        return
+    except NotFound:
+        pass
+    ref = parse_image(request.image)
+    if not may_pull(ctx.policy, ref):
+        raise NotFound(f"Image {request.image} is not on this host, and the policy allows only local images")
+    try:
+        ctx.engine.write(api.pull, ref.repository, tag=ref.tag or ("" if ref.digest else "latest"))
+    except ChatdockError as exc:
+        raise NotFound(f"Image {request.image} is not on this host and could not be pulled: {exc.message}") from exc
+
+
+def _remove_quietly(ctx: Context, container_id: str) -> None:
+    try:
+        ctx.engine.write(ctx.engine.api.remove_container, container_id, force=True)
+    except ChatdockError as exc:
+        log.warning("could not remove container %s: %s", container_id[:12], exc.message)
+
+
+def _remove_when_exited(ctx: Context, container_id: str) -> None:
+    """Foreground ``--rm`` that outlived the wait: remove the container once it exits."""
+
+    def watch() -> None:
+        try:
+            ctx.engine.api.wait(container_id, timeout=7 * 24 * 3600)
+        except Exception:  # the engine went away; the start-up sweep removes it later
+            log.info("stopped watching %s for --rm", container_id[:12])
+            return
+        _remove_quietly(ctx, container_id)
+
+    threading.Thread(target=watch, name=f"rm-{container_id[:12]}", daemon=True).start()
+
+
+def sweep_autoremove(ctx: Context) -> int:
+    """Remove exited foreground ``--rm`` containers whose watcher died with a previous process."""
+    api = ctx.engine.api
+    exited = ctx.engine.read(
+        api.containers, all=True, filters={"label": f"{AUTOREMOVE_LABEL}=true", "status": "exited"}
+    )
+    for item in exited:
+        _remove_quietly(ctx, item["Id"])
+    return len(exited)
+
+
+def _output(ctx: Context, container_id: str) -> tuple[str, bool]:
+    raw = ctx.engine.read(ctx.engine.api.logs, container_id, stdout=True, stderr=True, tail=OUTPUT_LINES + 1)
+    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+    lines = text.splitlines()
+    truncated = len(lines) > OUTPUT_LINES or len(text) > OUTPUT_BYTES
+    text = "\n".join(lines[-OUTPUT_LINES:])[-OUTPUT_BYTES:]
+    return text, truncated
+
+
+def execute(ctx: Context, request: RunRequest) -> RunOutcome:
+    """Similar to the ``docker run`` command."""
+    _ensure_image(ctx, request)
+    create, _start = plan(ctx, request)
+    api = ctx.engine.api
+    created = ctx.engine.write(api.create_container_from_config, dict(create.body or {}), request.name)
+    container_id = created["Id"]
+    try:
+        ctx.engine.write(api.start, container_id)
+    except ChatdockError:
+        _remove_quietly(ctx, container_id)
+        raise
+    if request.detach:
+        try:
+            data = ctx.engine.read(api.inspect_container, container_id)
+        except NotFound:  # --rm -d and it already exited
+            return RunOutcome(container=_gone_view(container_id, request), detached=True, removed=True)
+        return RunOutcome(container=view_from_inspect(data), detached=True)
+    return _foreground(ctx, request, container_id)
+
+
+def _gone_view(container_id: str, request: RunRequest) -> ContainerView:
+    return ContainerView(
+        id=container_id,
+        name=request.name or container_id[:12],
+        image=request.image,
+        status="Removed",
+        state="removed",
+    )
+
+
+def _foreground(ctx: Context, request: RunRequest, container_id: str) -> RunOutcome:
+    api = ctx.engine.api
+    started = time.monotonic()
+    exit_code: int | None = None
+    try:
+        status = api.wait(container_id, timeout=ctx.run_timeout)
+        exit_code = int(status.get("StatusCode", -1))
+    except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError) as exc:
+        if not ctx.engine.ping():
+            raise EngineUnavailable("Docker engine unreachable while waiting for the container") from exc
+    waited = time.monotonic() - started
+    output, truncated = _output(ctx, container_id)
+    view = view_from_inspect(ctx.engine.read(api.inspect_container, container_id))
+    removed = False
+    if exit_code is not None and request.rm:
+        _remove_quietly(ctx, container_id)
+        removed = True
+    elif exit_code is None and request.rm:
+        _remove_when_exited(ctx, container_id)
+    return RunOutcome(
+        container=view,
+        detached=False,
+        exit_code=exit_code,
+        output=output,
+        output_truncated=truncated,
+        still_running=exit_code is None,
+        removed=removed,
+        remove_on_exit=exit_code is None and request.rm,
+        waited_seconds=round(waited, 2),
+    )
+
+
+COMMAND = Command(
+    name="run",
+    aliases=("container run",),
+    grammar=GRAMMAR,
+    summary="create and start a new container from an image",
+    build=build,
+    execute=execute,
+    plan=plan,
+    slow=True,
+    examples=(
+        "run -d -p 9090:80 --name webhost nginx",
+        "run --rm local/busybox:test echo hello",
+        "run -d --net app --net-alias search --name es local/busybox:test",
+    ),
+)
