@@ -1,0 +1,134 @@
+"""Shared fixtures: a real Docker engine, the test image, and pipelines built as a user would build them.
+
+Every resource a test creates carries the label ``chatdock.test=<session id>`` and a name starting with
+``cdt-``; the session removes whatever is left at the end. Without an engine, Docker tests skip locally and
+*fail* under ``CI=true`` (a skipped engine test must never pass for a green CI).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import docker
+import pytest
+
+from bot.engine import Engine
+from bot.models import Actor
+from bot.pipeline import Outcome, Pipeline
+from bot.policy import Policy, builtin_policy, load_policy_text
+from handlers import build_registry
+from tests.support.image import TEST_IMAGE, ensure_test_image
+
+SESSION = uuid.uuid4().hex[:6]
+PREFIX = f"cdt-{SESSION}-"
+TEST_LABEL = "chatdock.test"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if "docker_client" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.docker)
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> Iterator[docker.DockerClient]:
+    try:
+        client = docker.from_env(timeout=30)
+        client.ping()
+    except Exception as exc:  # no engine here
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"CI=true and no Docker engine is reachable: {exc}")
+        pytest.skip(f"no Docker engine: {exc}")
+    ensure_test_image(client)
+    yield client
+    _cleanup(client)
+    client.close()
+
+
+def _cleanup(client: docker.DockerClient) -> None:
+    for container in client.containers.list(all=True, sparse=True):
+        name = (container.attrs.get("Names") or ["/"])[0].lstrip("/")
+        if name.startswith(PREFIX) or (container.attrs.get("Labels") or {}).get(TEST_LABEL) == SESSION:
+            try:
+                container.remove(force=True)
+            except docker.errors.APIError:
+                pass
+    for network in client.networks.list():
+        if network.name.startswith(PREFIX):
+            try:
+                network.remove()
+            except docker.errors.APIError:
+                pass
+
+
+@pytest.fixture(scope="session")
+def image(docker_client: docker.DockerClient) -> str:
+    return TEST_IMAGE
+
+
+@pytest.fixture
+def name() -> Any:
+    """``name("web")`` → a unique, prefixed resource name for this test session."""
+    counter = iter(range(1, 10_000))
+
+    def make(base: str = "c") -> str:
+        return f"{PREFIX}{base}-{uuid.uuid4().hex[:4]}{next(counter)}"
+
+    return make
+
+
+@pytest.fixture
+def engine(docker_client: docker.DockerClient) -> Iterator[Engine]:
+    handle = Engine(timeout=30)
+    yield handle
+    handle.close()
+
+
+TEST_POLICY = f"""
+roles:
+  viewer:   {{commands: [ps, inspect, top, stats, port, logs, network ls, network inspect, history, help]}}
+  operator: {{include: [viewer], commands: [start, stop, restart]}}
+  admin:    {{include: [operator], commands: [run, rm, exec, network create, network connect, network disconnect,
+              network rm]}}
+grants:
+  - {{role: admin, users: [UADMIN]}}
+  - {{role: operator, groups: [SOPS], channels: [COPS]}}
+  - {{role: viewer, users: ["*"]}}
+images: ["{TEST_IMAGE.split(':')[0]}", "local/*"]
+containers:
+  labels: {{team: web}}
+  names: ["{PREFIX}web-*"]
+  protect: ["{PREFIX}protected-*"]
+networks: {{names: ["{PREFIX}*"]}}
+ports: ["19000-19999"]
+limits: {{memory: 512m, cpus: 1.0}}
+"""
+
+
+@pytest.fixture
+def team_policy() -> Policy:
+    return load_policy_text(TEST_POLICY, source="test policy", known_commands=[*build_registry().names(), "history"])
+
+
+def make_pipeline(engine: Engine, policy: Policy, **kwargs: Any) -> Pipeline:
+    return Pipeline(engine=engine, policy=policy, registry=build_registry(), **kwargs)
+
+
+@pytest.fixture
+def local(engine: Engine) -> Pipeline:
+    """The shell's pipeline: built-in policy, local user."""
+    return make_pipeline(engine, builtin_policy(), run_timeout=20, exec_timeout=10)
+
+
+@pytest.fixture
+def say(local: Pipeline) -> Any:
+    """``say("ps -a")`` → Outcome, as the local shell user."""
+    actor = Actor(user="local", channel="shell")
+
+    def run(text: str, *, actor_: Actor = actor) -> Outcome:
+        return local.handle(text, actor_)
+
+    return run
