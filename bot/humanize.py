@@ -159,7 +159,7 @@ def _go_duration(text: str) -> int | None:
         if m is None or not (m["int"] or m["frac"]) or len(m["int"]) > 19:
             return None
         unit = _DURATION_UNITS[m["unit"]]
-        frac = m["frac"] or ""
+        frac = (m["frac"] or "")[:19]  # digits past a nanosecond change nothing, and int() caps length
         total += int(m["int"] or 0) * unit + (int(frac) * unit // 10 ** len(frac) if frac else 0)
         pos = m.end()
     if pos == 0 or total > _INT64_MAX:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, SerializeAsAny
@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, SerializeAsAny
 from bot import policy as policy_rules
 from bot.commands import Command, Context, EngineCall, Registry
 from bot.engine import Engine
-from bot.errors import ChatdockError, Denied, NotFound, UsageError
+from bot.errors import ChatdockError, Conflict, Denied, NotFound, UsageError
 from bot.models import Actor, ContainerFacts, Decision, DryRun, NetworkFacts, Request, Result
 from bot.policy import Policy
 from bot.redact import redact_document, redact_text, redact_words
@@ -160,7 +160,31 @@ class Pipeline:
         return Parsed(command=command, request=request, words=tuple(words))
 
     # -- the whole path --------------------------------------------------------------------------------
-    def handle(self, text: str, actor: Actor, *, source: str = "shell", request_id: str | None = None) -> Outcome:
+    def triage(self, text: str, actor: Actor, *, source: str = "slack") -> Parsed | Outcome:
+        """The cheap, engine-free part (parse + grant check), for front doors that must answer within 3 s.
+
+        Returns the parsed request when it may go ahead, or the final Outcome (usage error or denial, already
+        audited) when it may not. Targets, scope and the handler run later in :meth:`handle`.
+        """
+        try:
+            parsed = self.understand(text)
+            if self._decide(actor, parsed.request).allowed:
+                return parsed
+        except ChatdockError:
+            pass
+        return self.handle(text, actor, source=source)
+
+    def handle(
+        self,
+        text: str,
+        actor: Actor,
+        *,
+        source: str = "shell",
+        request_id: str | None = None,
+        expect_states: Mapping[str, str] | None = None,
+    ) -> Outcome:
+        """Run ``text`` for ``actor``. ``expect_states`` (container ID → state, from a button) refuses the
+        request if a container changed since the message the button belongs to was drawn."""
         request_id = request_id or new_request_id()
         started = time.monotonic()
         state: dict[str, Any] = {"shown_text": _safe_echo(text, self.policy)}
@@ -177,6 +201,7 @@ class Pipeline:
             if not decision.allowed:
                 raise Denied(decision.reason, rule=decision.rule)
             ctx = self._context(actor, parsed.request)
+            _check_states(ctx, expect_states)
             state.update(
                 container_ids=tuple(c.id for c in ctx.containers.values()),
                 network_ids=tuple(n.id for n in ctx.networks.values()),
@@ -380,3 +405,15 @@ def _safe_echo(text: str, policy: Policy) -> str:
         return " ".join(redact_words(split_words(normalize(text)), policy.redact))
     except ChatdockError:
         return redact_text(text[:300])
+
+
+def _check_states(ctx: Context, expected: Mapping[str, str] | None) -> None:
+    for container_id, state in (expected or {}).items():
+        current = next((c for c in ctx.containers.values() if c.id == container_id), None)
+        if current is None:
+            raise NotFound("that container no longer exists")
+        if state and current.status != state:
+            raise Conflict(
+                f"{current.name} changed since this message was posted (it was {state}, it is now "
+                f"{current.status}); nothing was done"
+            )

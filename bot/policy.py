@@ -24,6 +24,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from bot.errors import UsageError
+from bot.humanize import parse_memory
 from bot.models import Actor, ContainerFacts, Decision, NetworkFacts, Request
 
 MANAGED_LABEL = "chatdock.managed"
@@ -162,17 +163,12 @@ def parse_range(text: str) -> tuple[int, int]:
     return low, high
 
 
-_MEMORY = re.compile(r"^(\d+(?:\.\d+)?)\s*([kmgtp]?)(i?b)?$", re.IGNORECASE)
-
-
 def parse_memory_value(text: str) -> int:
-    """docker's RAMInBytes: a number and an optional binary unit (``512m``, ``1g``, ``1.5GiB``)."""
-    match = _MEMORY.match(text.strip())
-    if not match:
-        raise ValueError(f"invalid size: '{text}'")
-    number = float(match.group(1))
-    power = "bkmgtp".index(match.group(2).lower() or "b")
-    return int(number * 1024**power)
+    """docker's RAMInBytes (``512m``, ``1g``); a ValueError so pydantic reports it where it stands."""
+    try:
+        return parse_memory(text)
+    except UsageError as exc:
+        raise ValueError(exc.message) from None
 
 
 def _locate(document: str, path: tuple[str | int, ...]) -> str:
