@@ -65,6 +65,9 @@ def translate(exc: Exception, *, timeout: float | None = None) -> ChatdockError:
         return EngineError(message)
     if isinstance(exc, docker.errors.DockerException):
         text = str(exc)
+        if isinstance(exc.__cause__, requests.exceptions.Timeout) or "timed out" in text:
+            seconds = f" within {timeout:g} s" if timeout else " in time"
+            return EngineUnavailable(f"Docker engine did not answer{seconds}")
         if "Connection" in text or "connect" in text or "FileNotFoundError" in text:
             return EngineUnavailable("Docker engine unreachable: is dockerd running and is DOCKER_HOST right?")
         return EngineError(text)
@@ -123,10 +126,8 @@ class Engine:
     def _connect(self) -> docker.DockerClient:
         try:
             if self.base_url:
-                return docker.DockerClient(
-                    base_url=self.base_url, timeout=int(self.timeout), max_pool_size=self.pool_size
-                )
-            return docker.from_env(timeout=int(self.timeout), max_pool_size=self.pool_size)
+                return docker.DockerClient(base_url=self.base_url, timeout=self.timeout, max_pool_size=self.pool_size)
+            return docker.from_env(timeout=self.timeout, max_pool_size=self.pool_size)
         except Exception as exc:
             raise translate(exc, timeout=self.timeout) from exc
 
@@ -194,7 +195,10 @@ class Engine:
         except (EngineError, UsageError) as exc:
             if "multiple" not in exc.message.lower():
                 raise
-            candidates = self.read(lambda: self.api.containers(all=True, filters={"id": ref}))
+            # Not ``filters={"id": ref}``: the engine resolves that filter through the same prefix index, which
+            # fails on an ambiguous prefix, so it lists nothing. Match the prefix here instead.
+            listed = self.read(lambda: self.api.containers(all=True))
+            candidates = [c for c in listed if str(c.get("Id", "")).startswith(ref.lower())]
             names = ", ".join(
                 f"{c['Id'][:12]} ({c['Names'][0].lstrip('/') if c.get('Names') else '?'})" for c in candidates
             )

@@ -13,12 +13,14 @@ as ``refused`` so the user learns the rule that forbids them rather than "unknow
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Literal
 
 from bot.errors import Denied, UsageError
 
+_MINUS_LOOKALIKES = frozenset("\u2212\u02d7\u2043\u2796\ufe63\uff0d")
 _TRUE = {"true", "1", "t", "yes"}
 _FALSE = {"false", "0", "f", "no"}
 
@@ -119,6 +121,14 @@ def _refuse(refused: Refused, shown: str, value: str | None) -> Denied:
     return Denied(f"`{spelled}` is never allowed: {refused.reason}", rule=refused.rule)
 
 
+def _lookalike_dash(word: str) -> str | None:
+    """The first character of ``word`` if it only looks like ``-`` (U+2010 hyphen, U+2212 minus, ...)."""
+    first = word[:1]
+    if first and first != "-" and (first in _MINUS_LOOKALIKES or unicodedata.category(first) == "Pd"):
+        return first
+    return None
+
+
 class _Parser:
     def __init__(self, grammar: Grammar, words: list[str]) -> None:
         self.grammar = grammar
@@ -185,6 +195,13 @@ class _Parser:
             position += 1
 
     def run(self) -> Parsed:
+        for word in self.words:  # "‐‐privileged" must not slip through as an image or a container command
+            dash = _lookalike_dash(word)
+            if dash is not None:
+                raise self.fail(
+                    f"`{word}` starts with U+{ord(dash):04X} ({unicodedata.name(dash, 'a dash')}), which only looks "
+                    "like '-'; retype it with a plain '-'"
+                )
         while self.index < len(self.words):
             word = self.words[self.index]
             self.index += 1

@@ -142,11 +142,7 @@ class Pipeline:
         words = split_words(normalize(text))
         if words and words[0].lower() in PREFIXES:
             words = [*PREFIXES[words[0].lower()], *words[1:]]
-        dry_run = False
-        while words and words[0] == "--dry-run":
-            dry_run, words = True, words[1:]
-        if words[:1] == ["container"] and len(words) > 1:
-            words = words[1:] if (words[1],) != ("ls",) else ["container", *words[1:]]
+        words, dry_run = _leading_dry_run(words)
         if words[:1] == ["--help"] or words[:1] == ["-h"]:
             words = ["help"]
         command, rest = self.registry.match(words)
@@ -170,8 +166,8 @@ class Pipeline:
             parsed = self.understand(text)
             if self._decide(actor, parsed.request).allowed:
                 return parsed
-        except ChatdockError:
-            pass
+        except Exception:  # usage errors and parser bugs alike: handle() turns them into an Outcome (and logs bugs)
+            return self.handle(text, actor, source=source)
         return self.handle(text, actor, source=source)
 
     def handle(
@@ -417,3 +413,13 @@ def _check_states(ctx: Context, expected: Mapping[str, str] | None) -> None:
                 f"{current.name} changed since this message was posted (it was {state}, it is now "
                 f"{current.status}); nothing was done"
             )
+
+
+def _leading_dry_run(words: list[str]) -> tuple[list[str], bool]:
+    """Take ``--dry-run`` placed before the command, or after a family word (``/net --dry-run rm app``)."""
+    found = False
+    while words[:1] == ["--dry-run"]:
+        words, found = words[1:], True
+    while words[:1] in (["network"], ["container"]) and words[1:2] == ["--dry-run"]:
+        words, found = [words[0], *words[2:]], True
+    return words, found

@@ -43,6 +43,14 @@ class PolicyError(Exception):
         self.problems = problems
 
 
+class _Misplaced(ValueError):
+    """A cross-reference problem found after the fields were read; ``path`` says where it stands in the file."""
+
+    def __init__(self, path: tuple[str | int, ...], message: str) -> None:
+        super().__init__(message)
+        self.path = path
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -115,6 +123,14 @@ class Policy(_Strict):
     redact: tuple[str, ...] = ()
     protected_ids: tuple[str, ...] = ()  # filled at start-up (chatdock's own container), not from the file
 
+    @field_validator("ports", mode="before")
+    @classmethod
+    def _port_numbers(cls, value: Any) -> Any:
+        """``ports: [8080]`` is a YAML integer: read it as the port it plainly is."""
+        if isinstance(value, list | tuple):
+            return [str(v) if isinstance(v, int) and not isinstance(v, bool) else v for v in value]
+        return value
+
     @field_validator("ports")
     @classmethod
     def _ports(cls, value: tuple[str, ...]) -> tuple[str, ...]:
@@ -128,17 +144,17 @@ class Policy(_Strict):
         for name, role in self.roles.items():
             for included in role.include:
                 if included not in self.roles:
-                    raise ValueError(f"roles.{name}.include: unknown role '{included}'")
+                    raise _Misplaced(("roles", name, "include"), f"roles.{name}.include: unknown role '{included}'")
         for index, grant in enumerate(self.grants):
             if grant.role not in self.roles:
-                raise ValueError(f"grants[{index}].role: unknown role '{grant.role}'")
+                raise _Misplaced(("grants", index, "role"), f"grants[{index}].role: unknown role '{grant.role}'")
         for name in self.roles:
             self.role_commands(name)  # raises on include cycles
         return self
 
     def role_commands(self, name: str, _path: tuple[str, ...] = ()) -> frozenset[str]:
         if name in _path:
-            raise ValueError(f"roles.{name}.include: cycle {' -> '.join((*_path, name))}")
+            raise _Misplaced(("roles", name, "include"), f"roles.{name}.include: cycle {' -> '.join((*_path, name))}")
         role = self.roles[name]
         commands = set(role.commands)
         for included in role.include:
@@ -209,6 +225,10 @@ def load_policy_text(text: str, *, source: str = "policy", known_commands: Itera
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
+            misplaced = (error.get("ctx") or {}).get("error")
+            if isinstance(misplaced, _Misplaced):  # raised by a model validator: pydantic's loc is empty
+                problems.append(f"{_locate(text, misplaced.path)}{misplaced}")
+                continue
             path = tuple(error["loc"])
             dotted = ".".join(str(p) for p in path) or "policy"
             message = error["msg"].removeprefix("Value error, ")
@@ -434,7 +454,7 @@ def check_create_body(policy: Policy, body: dict[str, Any]) -> Decision:
     host = body.get("HostConfig") or {}
     if host.get("Privileged"):
         return deny("never:privileged", "privileged containers are never allowed")
-    if host.get("Binds") or any((m or {}).get("Type") == "bind" for m in host.get("Mounts") or []):
+    if host.get("Binds") or any(_mounts_host(m or {}) for m in host.get("Mounts") or []):
         return deny("never:host-mounts", "host bind mounts are never allowed")
     if host.get("VolumesFrom"):
         return deny("never:volumes-from", "--volumes-from is never allowed")
@@ -442,6 +462,8 @@ def check_create_body(policy: Policy, body: dict[str, Any]) -> Decision:
         return deny("never:devices", "host devices are never allowed")
     if host.get("CapAdd"):
         return deny("never:cap-add", "adding capabilities is never allowed")
+    if host.get("MaskedPaths") is not None or host.get("ReadonlyPaths") is not None:  # [] unmasks /proc, /sys
+        return deny("never:security-opt", "changing the masked and read-only /proc and /sys paths is never allowed")
     for option in host.get("SecurityOpt") or []:
         if _DANGEROUS_CONFINEMENT.search(str(option)) or not str(option).startswith("no-new-privileges"):
             return deny("never:security-opt", f"security option {option!r} is never allowed")
@@ -457,7 +479,7 @@ def check_create_body(policy: Policy, body: dict[str, Any]) -> Decision:
     image_decision = image_allowed(policy, parse_image(str(body.get("Image", ""))))
     if not image_decision.allowed:
         return image_decision
-    ports = _check_ports(policy, host.get("PortBindings") or {})
+    ports = _check_ports(policy, host)
     if ports is not None:
         return ports
     limits = _check_limits(policy, host)
@@ -466,7 +488,18 @@ def check_create_body(policy: Policy, body: dict[str, Any]) -> Decision:
     return allow(image_decision.rule, image_decision.reason)
 
 
-def _check_ports(policy: Policy, bindings: dict[str, list[dict[str, str]] | None]) -> Decision | None:
+def _mounts_host(mount: dict[str, Any]) -> bool:
+    """A bind (or named pipe) mount, or a volume whose driver options can point it at a host path
+    (``volume-opt=type=none,o=bind,device=/etc``)."""
+    if mount.get("Type") in ("bind", "npipe"):
+        return True
+    return bool(((mount.get("VolumeOptions") or {}).get("DriverConfig") or {}).get("Options"))
+
+
+def _check_ports(policy: Policy, host: dict[str, Any]) -> Decision | None:
+    if host.get("PublishAllPorts") and "random" not in policy.ports:
+        return deny("ports", "publishing every exposed port on random host ports (-P) is not allowed")
+    bindings: dict[str, list[dict[str, str]] | None] = host.get("PortBindings") or {}
     ranges = [parse_range(entry) for entry in policy.ports if entry != "random"]
     for container_port, hosts in bindings.items():
         for binding in hosts or []:
@@ -515,6 +548,8 @@ def check_engine_calls(policy: Policy, calls: Iterable[tuple[str, str, dict[str,
             decision = check_create_body(policy, body or {})
             if not decision.allowed:
                 return decision
+        elif method == "POST" and path.endswith("/exec") and (body or {}).get("Privileged"):
+            return deny("never:privileged", "privileged exec is never allowed")
         elif method == "POST" and path == "/networks/create":
             refused = check_network_body(body or {})
             if refused is not None:

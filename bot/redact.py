@@ -14,7 +14,7 @@ MASK = "***"
 SECRET_WORDS = ("PASSWORD", "PASSWD", "SECRET", "TOKEN", "KEY", "CREDENTIAL", "PRIVATE", "AUTH")
 
 TOKEN_PATTERNS = (
-    re.compile(r"xox[abposre]-[A-Za-z0-9-]{10,}"),
+    re.compile(r"xox[abcdposre]-[A-Za-z0-9%-]{10,}"),
     re.compile(r"xapp-\d-[A-Za-z0-9-]{10,}"),
     re.compile(r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"),
     re.compile(r"\bgh[pousr]_[A-Za-z0-9]{30,}\b"),

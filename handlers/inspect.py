@@ -11,7 +11,7 @@ from bot import humanize
 from bot.commands import Command, Context, EngineCall
 from bot.engine import translate
 from bot.errors import ChatdockError, Conflict, UsageError
-from bot.flags import Flag, Grammar, Kind, Parsed
+from bot.flags import Flag, Grammar, Kind, Parsed, Refused
 from bot.models import ContainerFacts, ExecOutcome, Inspection, Request, StatsView, TextOutput
 from bot.redact import redact_document, redact_env
 from handlers.common import (
@@ -193,6 +193,10 @@ EXEC_USAGE = "exec [-it] [-u USER] [-w DIR] [-e KEY=VALUE] CONTAINER COMMAND [AR
 EXEC_GRAMMAR = Grammar(
     usage=EXEC_USAGE,
     positionals="stop",
+    refused=(
+        Refused(("--privileged",), "never:privileged", "a privileged process is root on the host", takes_value=False),
+        Refused(("--env-file",), "never:env-file", "it reads a file on chatdock's host"),
+    ),
     flags=(
         Flag(("-i", "--interactive"), "interactive", help="accepted; chat runs the command once"),
         Flag(("-t", "--tty"), "tty", help="accepted; chat runs the command once"),

@@ -17,8 +17,8 @@ class HelpRequest(Request):
 
 
 def build_help(parsed: Parsed) -> HelpRequest:
-    words = [w for w in parsed.positionals if w not in ("container",)]
-    if words[:1] == ["net"]:
+    words = list(parsed.positionals)
+    if words[:1] in (["net"], ["/net"]):
         words[0] = "network"
     return HelpRequest(topic=tuple(words))
 

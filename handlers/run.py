@@ -58,6 +58,7 @@ REFUSED = (
     Refused(("--device-cgroup-rule",), "never:devices", "it gives the container host devices"),
     Refused(("--gpus",), "never:devices", "it gives the container host devices"),
     Refused(("--cap-add",), "never:cap-add", "added capabilities weaken the container's confinement"),
+    Refused(("--security-opt",), "never:security-opt", "security options can switch off the container's confinement"),
     Refused(("--pid",), "never:host-namespaces", "it shares a process namespace"),
     Refused(("--ipc",), "never:host-namespaces", "it shares an IPC namespace"),
     Refused(("--uts",), "never:host-namespaces", "it shares a UTS namespace"),
@@ -137,6 +138,27 @@ def _labels(values: list[str]) -> tuple[tuple[str, str], ...]:
     return tuple(pairs)
 
 
+def _split_options(args: list[str]) -> tuple[list[str], list[str]]:
+    """Separate run's own options (with their values) from the rest, to suggest the corrected order."""
+    options: list[str] = []
+    rest: list[str] = []
+    index = 0
+    while index < len(args):
+        word = args[index]
+        index += 1
+        name = word.split("=", 1)[0] if word.startswith("--") else word[:2]
+        flag = GRAMMAR.lookup(name) if word.startswith("-") and word != "-" else None
+        if flag is None:
+            rest.append(word)
+            continue
+        options.append(word)
+        takes_value = flag.takes_value
+        if takes_value and "=" not in word and (word.startswith("--") or len(word) == 2) and index < len(args):
+            options.append(args[index])
+            index += 1
+    return options, rest
+
+
 def _reject_misplaced_options(image: str, args: list[str], parsed: Parsed) -> None:
     if not args or not args[0].startswith("-") or args[0] == "-":
         return
@@ -145,7 +167,8 @@ def _reject_misplaced_options(image: str, args: list[str], parsed: Parsed) -> No
         name = name[:2]
     if GRAMMAR.lookup(name) is None:
         return
-    before = " ".join(["run", *args, image])
+    options, command = _split_options(args)
+    before = " ".join(["run", *options, image, *command])
     raise UsageError(
         f"`{args[0]}` comes after the image `{image}`, so docker would pass it to the container as its command "
         f"instead of reading it as an option. Options go before the image: `{before}`",

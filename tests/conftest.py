@@ -7,6 +7,7 @@ Every resource a test creates carries the label ``chatdock.test=<session id>`` a
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -52,16 +53,12 @@ def _cleanup(client: docker.DockerClient) -> None:
     for container in client.containers.list(all=True, sparse=True):
         name = (container.attrs.get("Names") or ["/"])[0].lstrip("/")
         if name.startswith(PREFIX) or (container.attrs.get("Labels") or {}).get(TEST_LABEL) == SESSION:
-            try:
+            with contextlib.suppress(docker.errors.APIError):
                 container.remove(force=True)
-            except docker.errors.APIError:
-                pass
     for network in client.networks.list():
         if network.name.startswith(PREFIX):
-            try:
+            with contextlib.suppress(docker.errors.APIError):
                 network.remove()
-            except docker.errors.APIError:
-                pass
 
 
 @pytest.fixture(scope="session")

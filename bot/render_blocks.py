@@ -1,0 +1,871 @@
+"""Outcome → a Slack message (Block Kit), for the channel to read.
+
+Pure: this module never calls Docker or Slack; it turns the pipeline's :class:`~bot.pipeline.Outcome` into a
+:class:`SlackMessage` that a front door posts as it is. Blocks are built with ``slack_sdk.models.blocks`` and
+``to_dict()``'d, so slack_sdk checks the per-field limits; this module keeps the ones it does not check (50 blocks,
+section fields, total text) itself, whatever the input: long output is cut with a visible marker and the whole
+of it travels as :attr:`SlackMessage.attachment` for the front door to upload in a thread.
+
+Decisions:
+
+* Lengths are counted in UTF-16 code units (what Slack's clients count), never less than Python's ``len``.
+* Everything inserted into mrkdwn is escaped (``&``, ``<``, ``>``), so a container named ``<!channel>`` or
+  ``<@U123>`` cannot ping anyone; a triple backtick in the output cannot close its code block early.
+* Engine output (logs, exec, run output, tables) also passes through :func:`bot.redact.redact_text`, so a
+  token that a process prints is masked before the whole channel sees it.
+* Replies go ``in_channel`` (the team sees what was done and by whom); errors are ``ephemeral`` except
+  engine errors of a mutating command, whose in-progress ack the channel already saw.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from slack_sdk.errors import SlackObjectFormationError
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    ButtonElement,
+    ConfirmObject,
+    ContextBlock,
+    HeaderBlock,
+    MarkdownTextObject,
+    PlainTextObject,
+    SectionBlock,
+)
+
+from bot import humanize, render_text, wording
+from bot.models import (
+    ActionItem,
+    ContainerAction,
+    ContainerList,
+    ContainerView,
+    DryRun,
+    ExecOutcome,
+    HelpText,
+    HistoryView,
+    Inspection,
+    NetworkChange,
+    NetworkList,
+    Result,
+    RunOutcome,
+    StatsView,
+    TextOutput,
+)
+from bot.pipeline import ErrorInfo, Outcome
+from bot.redact import redact_text
+
+log = logging.getLogger(__name__)
+
+ACTION_ID_PREFIX = "chatdock:"
+BUTTON_ACTIONS = frozenset({"stop", "start", "restart", "logs", "rm"})
+DOCKER_STATES = frozenset({"created", "restarting", "running", "removing", "paused", "exited", "dead"})
+
+# Slack's limits, and the margins this module keeps under them.
+MAX_BLOCKS = 50
+MAX_TEXT = 11_000  # total text of all blocks; Slack answers msg_blocks_too_long around 12,000
+SECTION_MAX = 3000
+FIELD_MAX = 2000
+MAX_FIELDS = 10
+HEADER_MAX = 150
+FALLBACK_MAX = 3000
+VALUE_MAX = 2000
+CODE_SECTION = 2900  # one code block, fences included
+MAX_CODE_SECTIONS = 3
+LINE_MAX = 400  # a longer line is clipped in Slack (the attachment has it whole)
+CELL_MAX = 40  # ps table cells
+FIELD_CLIP = 400  # a card's field
+NAME_CLIP = 80  # a name in a headline or a button row
+SHOWN_TEXT_CLIP = 300
+CONTEXT_RESERVE = 700  # what the closing context block may take
+PS_BUTTON_ROWS = 10
+MAX_CARDS = 8
+FIELD_SECTIONS = 3
+
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+_USER_ID = re.compile(r"[UW][A-Z0-9]{2,20}")
+_BACKTICK_RUN = re.compile(r"`(?=`)")
+_FILENAME_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_PARTIAL_ENTITY = re.compile(r"&[a-z]*…$")  # text that was escaped already, cut inside an entity
+
+# Which buttons a container in a given state gets, in order.
+STATE_BUTTONS: dict[str, tuple[str, ...]] = {
+    "running": ("stop", "restart", "logs"),
+    "restarting": ("stop", "logs"),
+    "paused": ("logs",),
+    "exited": ("start", "logs", "rm"),
+    "created": ("start", "logs", "rm"),
+    "dead": ("logs", "rm"),
+}
+_BUTTON_STYLE = {"stop": "danger", "rm": "danger", "start": "primary"}
+_CONFIRMED = frozenset({"stop", "rm"})
+_ENGINE_ERRORS = frozenset({"not_found", "conflict", "engine_unavailable", "engine_error", "internal"})
+
+
+@dataclass(frozen=True)
+class FileAttachment:
+    """The whole output when the message had to be cut, for the front door to upload next to the reply."""
+
+    filename: str
+    content: str
+    title: str
+
+
+@dataclass(frozen=True)
+class SlackMessage:
+    text: str
+    """Notification fallback, always set, at most 3000 characters."""
+    blocks: list[dict[str, Any]]
+    """Block Kit, already ``to_dict()``'d."""
+    response_type: Literal["in_channel", "ephemeral"]
+    attachment: FileAttachment | None = None
+
+
+# --------------------------------------------------------------------------------------------- buttons
+
+
+def button_value(action: str, container_id: str, state: str) -> str:
+    """What a button carries: the action, the container's full ID and the state it was drawn in."""
+    value = json.dumps({"a": action, "c": container_id, "s": state}, separators=(",", ":"))
+    _check_button(action, container_id, state, len(value))
+    return value
+
+
+def parse_button_value(value: str) -> tuple[str, str, str]:
+    """``(action, container_id, state)`` from a click; ``ValueError`` for anything a real button never sends.
+
+    Anyone can forge a click payload, so nothing is trusted: the value must be the exact JSON object
+    :func:`button_value` writes, with a known action, a full lowercase container ID and a docker state.
+    """
+    if not isinstance(value, str) or len(value) > VALUE_MAX:
+        raise ValueError("button value is not a string of at most 2000 characters")
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        keys = [key for key, _ in items]
+        if len(set(keys)) != len(keys):
+            raise ValueError("button value repeats a key")
+        return dict(items)
+
+    try:
+        data = json.loads(value, object_pairs_hook=pairs)
+    except RecursionError:
+        raise ValueError("button value is nested too deeply") from None
+    if not isinstance(data, dict) or set(data) != {"a", "c", "s"}:
+        raise ValueError('button value must be an object with exactly "a", "c" and "s"')
+    action, container_id, state = data["a"], data["c"], data["s"]
+    if not all(isinstance(item, str) for item in (action, container_id, state)):
+        raise ValueError("button value fields must be strings")
+    _check_button(action, container_id, state, len(value))
+    return action, container_id, state
+
+
+def _check_button(action: str, container_id: str, state: str, length: int) -> None:
+    if action not in BUTTON_ACTIONS:
+        raise ValueError(f"unknown button action {action[:40]!r}")
+    if not _HEX64.fullmatch(container_id):
+        raise ValueError("container ID must be 64 lowercase hex digits")
+    if state not in DOCKER_STATES:
+        raise ValueError(f"unknown container state {state[:40]!r}")
+    if length > VALUE_MAX:
+        raise ValueError("button value longer than 2000 characters")
+
+
+# --------------------------------------------------------------------------------------------- text helpers
+
+
+def _units(text: str) -> int:
+    """Length as Slack counts it (UTF-16 code units), never less than ``len``."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def _clip(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` units, ending in ``…`` when cut."""
+    if _units(text) <= limit:
+        return text
+    kept = text.encode("utf-16-le")[: 2 * max(limit - 1, 0)].decode("utf-16-le", errors="ignore")
+    return kept + "…"
+
+
+def escape(text: str) -> str:
+    """Escape the three characters Slack's mrkdwn treats as control characters."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _code_safe(text: str) -> str:
+    """Escaped text that cannot close a code block (no two backticks side by side)."""
+    return _BACKTICK_RUN.sub("`\u200b", escape(text))
+
+
+def _esc(text: str, limit: int, encode: Callable[[str], str] = _code_safe) -> str:
+    """Encoded (escaped) ``text`` of at most ``limit`` units, cut before encoding so no entity is broken."""
+    if limit <= 0:
+        return ""
+    encoded = encode(text)
+    if _units(encoded) <= limit:
+        return encoded
+    # Encoding never shortens text, so the answer is a prefix of at most ``limit`` units: search for the longest.
+    raw = text.encode("utf-16-le")
+    best, low, high = "", 0, limit - 1
+    while low <= high:
+        middle = (low + high) // 2
+        candidate = _PARTIAL_ENTITY.sub("…", encode(raw[: 2 * middle].decode("utf-16-le", errors="ignore") + "…"))
+        if _units(candidate) <= limit:
+            best, low = candidate, middle + 1
+        else:
+            high = middle - 1
+    return best
+
+
+def _inline_code(text: str, limit: int) -> str:
+    """``text`` as inline code; backticks, which inline code cannot hold, become ˋ."""
+    return "`" + _esc(text.replace("`", "ˋ").replace("\n", " "), limit) + "`"
+
+
+def _bold(text: str, limit: int = NAME_CLIP) -> str:
+    return "*" + _esc(text, limit) + "*" if text else ""
+
+
+def mention(user: str) -> str:
+    """``<@U123>`` for a Slack user ID; anything else (a shell user, a forged label) as escaped text."""
+    return f"<@{user}>" if _USER_ID.fullmatch(user) else _esc(user, NAME_CLIP)
+
+
+def _docker(text: str) -> str:
+    return text if text.startswith("docker ") else f"docker {text}"
+
+
+def _filename(stem: str, ext: str) -> str:
+    slug = _FILENAME_UNSAFE.sub("-", stem).strip("-.")[:80] or "output"
+    return f"{slug}.{ext}"
+
+
+@dataclass
+class _Lines:
+    """Lines cut to fit: what is shown, and whether anything was left out."""
+
+    chunks: list[list[str]]
+    cut: bool
+
+
+def _fit_lines(
+    lines: list[str],
+    *,
+    encode: Callable[[str], str],
+    budget: int,
+    chunk_max: int,
+    max_chunks: int,
+    keep: Literal["head", "tail"],
+    line_max: int = LINE_MAX,
+) -> _Lines:
+    """Pack lines, each encoded to at most LINE_MAX units, into at most ``max_chunks`` chunks of ``chunk_max``
+    units, ``budget`` in all. Only the lines that may be shown are encoded (logs can be 100,000 lines long).
+
+    Keeps the first lines (tables) or the last (logs); the lines left out are replaced by a marker line.
+    """
+    marker_room = 40
+    order = lines if keep == "head" else reversed(lines)
+    chunks: list[list[str]] = [[]]
+    sizes = [0]
+    used = 0
+    kept = 0
+    clipped = False
+    for raw in order:
+        line = encode(raw)
+        if _units(line) > line_max:
+            line = _esc(raw, line_max, encode)
+            clipped = True
+        size = _units(line) + 1
+        if used + size > budget - marker_room:
+            break
+        if sizes[-1] + size > chunk_max - marker_room:
+            if len(chunks) == max_chunks:
+                break
+            chunks.append([])
+            sizes.append(0)
+        chunks[-1].append(line)
+        sizes[-1] += size
+        used += size
+        kept += 1
+    omitted = len(lines) - kept
+    if omitted:
+        chunks[-1].append(wording.more_lines(omitted) if keep == "head" else wording.earlier_lines(omitted))
+    if keep == "tail":
+        chunks = [chunk[::-1] for chunk in chunks[::-1]]
+    return _Lines(chunks=[c for c in chunks if c], cut=omitted > 0 or clipped)
+
+
+# --------------------------------------------------------------------------------------------- the builder
+
+
+def _text_units(value: Any) -> int:
+    """Every ``"text"`` string in a block tree (sections, fields, buttons, dialogs, context), in units."""
+    if isinstance(value, dict):
+        return sum(
+            _units(item) if key == "text" and isinstance(item, str) else _text_units(item)
+            for key, item in value.items()
+        )
+    if isinstance(value, list):
+        return sum(_text_units(item) for item in value)
+    return 0
+
+
+class _Message:
+    """Blocks under construction, with a unique ``block_id`` each and a running size."""
+
+    def __init__(self) -> None:
+        self.blocks: list[dict[str, Any]] = []
+        self.used = 0
+        self.cut = False
+        self._count = 0
+
+    def esc(self, text: str, limit: int) -> str:
+        """Like :func:`_esc`, remembering that the message was cut if ``text`` did not fit."""
+        shown = _esc(text, limit)
+        if shown != _code_safe(text):
+            self.cut = True
+        return shown
+
+    def block_id(self, stem: str) -> str:
+        self._count += 1
+        return f"cd-{stem}-{self._count}"
+
+    @property
+    def room(self) -> int:
+        """Units still free before the closing context block."""
+        return MAX_TEXT - CONTEXT_RESERVE - self.used
+
+    @property
+    def blocks_left(self) -> int:
+        return MAX_BLOCKS - 1 - len(self.blocks)  # one is kept for the closing context
+
+    def add(self, *blocks: Block | dict[str, Any]) -> None:
+        for block in blocks:
+            data = block if isinstance(block, dict) else block.to_dict()
+            self.blocks.append(data)
+            self.used += _text_units(data)
+
+    def section(self, text: str, *, stem: str = "text", fields: list[str] | None = None) -> dict[str, Any]:
+        if not fields and not text.strip():
+            text = wording.EMPTY
+        block = SectionBlock(
+            block_id=self.block_id(stem),
+            text=MarkdownTextObject(text=text) if text else None,
+            fields=[MarkdownTextObject(text=f) for f in fields] if fields else None,
+        ).to_dict()
+        self.add(block)
+        return block
+
+    def header(self, text: str) -> None:
+        if not text.strip():
+            return
+        self.add(HeaderBlock(block_id=self.block_id("header"), text=PlainTextObject(text=_clip(text, HEADER_MAX))))
+
+    def context(self, *texts: str, stem: str = "note") -> None:
+        elements = [MarkdownTextObject(text=_clip(t, SECTION_MAX)) for t in texts if t.strip()][:10]
+        if elements:
+            self.add(ContextBlock(block_id=self.block_id(stem), elements=elements))
+
+    def code(
+        self,
+        text: str,
+        *,
+        keep: Literal["head", "tail"] = "head",
+        reserve: int = 0,
+        max_sections: int = MAX_CODE_SECTIONS,
+    ) -> None:
+        """``text`` as up to MAX_CODE_SECTIONS code blocks, cut to what fits (leaving ``reserve`` units)."""
+        if not text.strip("\n"):
+            self.section(f"_{wording.NO_OUTPUT}_", stem="code")
+            return
+        fit = _fit_lines(
+            redact_text(text).rstrip("\n").split("\n"),
+            encode=_code_safe,
+            budget=max(self.room - reserve, 200),
+            chunk_max=CODE_SECTION - 8,
+            max_chunks=min(max_sections, max(self.blocks_left - 3, 1)),
+            keep=keep,
+        )
+        self.cut = self.cut or fit.cut
+        for chunk in fit.chunks:
+            self.section("```\n" + "\n".join(chunk) + "\n```", stem="code")
+
+    def lines(self, lines: list[str], *, reserve: int = 0, max_sections: int = 2) -> None:
+        """Escaped mrkdwn lines, cut with a marker when they do not fit."""
+        fit = _fit_lines(
+            lines,
+            encode=str,
+            line_max=LINE_MAX * 3,
+            budget=max(self.room - reserve, 200),
+            chunk_max=SECTION_MAX - 50,
+            max_chunks=min(max_sections, max(self.blocks_left - 3, 1)),
+            keep="head",
+        )
+        self.cut = self.cut or fit.cut
+        for chunk in fit.chunks:
+            self.section("\n".join(chunk), stem="list")
+
+
+# --------------------------------------------------------------------------------------------- containers
+
+
+def _state(view: ContainerView, *, removed: bool = False) -> str:
+    return "removed" if removed else view.state.lower()
+
+
+def _buttons(view: ContainerView, state: str) -> list[ButtonElement]:
+    if not _HEX64.fullmatch(view.id) or state not in DOCKER_STATES:
+        return []  # a button must carry a full ID and a real state, or its click would be refused
+    name = _clip(view.name or view.id[:12], 60)
+    buttons = []
+    for action in STATE_BUTTONS.get(state, ()):
+        confirm = None
+        if action in _CONFIRMED:
+            confirm = ConfirmObject(
+                title=PlainTextObject(text=_clip(wording.confirm_title(action, name), 100)),
+                text=PlainTextObject(text=_clip(wording.confirm_text(action, name), 300)),
+                confirm=PlainTextObject(text=wording.confirm_button(action)),
+                deny=PlainTextObject(text=wording.CONFIRM_CANCEL),
+                style="danger",
+            )
+        buttons.append(
+            ButtonElement(
+                text=PlainTextObject(text=wording.BUTTON_LABEL[action], emoji=True),
+                action_id=f"{ACTION_ID_PREFIX}{action}",
+                value=button_value(action, view.id, state),
+                style=_BUTTON_STYLE.get(action),
+                confirm=confirm,
+            )
+        )
+    return buttons
+
+
+def _actions(msg: _Message, view: ContainerView, state: str) -> dict[str, Any] | None:
+    buttons = _buttons(view, state)
+    if not buttons:
+        return None
+    return ActionsBlock(block_id=msg.block_id(f"actions-{view.id[:12]}"), elements=buttons).to_dict()
+
+
+def _status(view: ContainerView, state: str) -> str:
+    emoji = wording.STATE_EMOJI.get(state, "❔")
+    status = view.status or state or "unknown"
+    if state == "removed" and view.state != "removed":
+        status = f"{wording.REMOVED} · {status}"
+    return f"{emoji} {_esc(status, FIELD_CLIP)}"
+
+
+def _card(msg: _Message, view: ContainerView, *, removed: bool = False, lead: str = "") -> list[dict[str, Any]]:
+    """A container as a section (name, ID, image, status, ports, owner) plus the buttons its state allows."""
+    state = _state(view, removed=removed)
+    title = (lead + " " if lead else "") + f"{_bold(view.name or view.id[:12])} {_inline_code(view.id[:12], 20)}"
+    fields = [
+        f"*Image*\n{_esc(view.image or '—', FIELD_CLIP)}",
+        f"*Status*\n{_status(view, state)}",
+        f"*Ports*\n{_esc(view.ports or '—', FIELD_CLIP)}",
+    ]
+    if view.owner:
+        fields.append(f"*Owner*\n{mention(view.owner)}")
+    section = SectionBlock(
+        block_id=msg.block_id("container"),
+        text=MarkdownTextObject(text=_clip(title, SECTION_MAX)),
+        fields=[MarkdownTextObject(text=f) for f in fields],
+    ).to_dict()
+    actions = _actions(msg, view, state)
+    return [section, actions] if actions else [section]
+
+
+def _add_card(msg: _Message, view: ContainerView, *, removed: bool = False, lead: str = "") -> None:
+    msg.add(*_card(msg, view, removed=removed, lead=lead))
+
+
+def _ps_row(view: ContainerView) -> list[str]:
+    cells = [view.id[:12], view.image, view.status, view.ports, view.name]
+    return [_clip(cell.replace("\n", " "), CELL_MAX) for cell in cells]
+
+
+def _container_list(msg: _Message, result: ContainerList) -> str:
+    headline = wording.ps_headline(len(result.containers), all_states=result.all)
+    msg.section(headline, stem="headline")
+    if result.containers:
+        if result.quiet:
+            text = "\n".join(c.id[:12] for c in result.containers)
+        else:
+            headers = [wording.PS_HEADERS[i] for i in (0, 1, 4, 5, 6)]
+            rows = [_ps_row(c) for c in result.containers]
+            msg.cut = msg.cut or any(
+                row != [c.id[:12], c.image, c.status, c.ports, c.name]
+                for row, c in zip(rows, result.containers, strict=True)
+            )
+            text = humanize.table(headers, rows)
+        msg.code(text, reserve=3500, max_sections=2)
+    if result.hidden_out_of_scope:
+        msg.context(escape(wording.hidden_note(result.hidden_out_of_scope)), stem="hidden")
+    actionable = [c for c in result.containers if _buttons(c, _state(c))]
+    shown = 0
+    for view in actionable[:PS_BUTTON_ROWS]:
+        if msg.blocks_left < 4:
+            break
+        state = _state(view)
+        row = SectionBlock(
+            block_id=msg.block_id("row"),
+            text=MarkdownTextObject(
+                text=f"{wording.STATE_EMOJI.get(state, '❔')} {_bold(view.name or view.id[:12])} "
+                f"{_inline_code(view.id[:12], 20)} · {_esc(view.status, NAME_CLIP)}"
+            ),
+        ).to_dict()
+        actions = _actions(msg, view, state)
+        blocks = [row, actions] if actions else [row]
+        size = _text_units(blocks)
+        if size > msg.room - 200:
+            break
+        msg.add(*blocks)
+        shown += 1
+    if shown < len(actionable) and shown:
+        msg.context(wording.buttons_for_first(shown, len(actionable)), stem="buttons")
+    names = ", ".join(c.name for c in result.containers[:10])
+    return f"{headline}: {_esc(names, 1000)}" if names else headline
+
+
+def _items(msg: _Message, items: tuple[ActionItem, ...], *, action: str, removed: bool) -> None:
+    """Cards for the targets that worked (while they fit), one line each for the rest and for failures."""
+    rest: list[str] = []
+    cards = 0
+    for item in items:
+        if item.ok and item.container is not None and cards < MAX_CARDS and msg.blocks_left > 6:
+            blocks = _card(msg, item.container, removed=removed or item.container.state == "removed")
+            if _text_units(blocks) <= msg.room - 1500:
+                msg.add(*blocks)
+                cards += 1
+                continue
+        if item.ok:
+            rest.append(f"{wording.ACTION_EMOJI.get(action, '✅')} *{msg.esc(item.target, NAME_CLIP)}*")
+        else:
+            rest.append(f"❌ *{msg.esc(item.target, NAME_CLIP)}*: {msg.esc(item.error, LINE_MAX)}")
+    if rest:
+        msg.lines(rest)
+
+
+def _container_action(msg: _Message, result: ContainerAction) -> str:
+    ok = sum(1 for item in result.items if item.ok)
+    headline = wording.action_headline(result.action, ok, len(result.items))
+    if len(result.items) == 1:
+        headline += " " + _bold(result.items[0].target)
+    msg.section(headline, stem="headline")
+    _items(msg, result.items, action=result.action, removed=result.action == "rm")
+    return headline
+
+
+def _run(msg: _Message, result: RunOutcome) -> str:
+    view = result.container
+    name = _esc(view.name or view.id[:12], NAME_CLIP)
+    if result.detached:
+        headline = wording.run_detached(_bold(view.name or view.id[:12])) + f" from {_inline_code(view.image, 200)}"
+        msg.section(headline, stem="headline")
+        _add_card(msg, view, removed=result.removed)
+        if result.removed:
+            msg.context(wording.run_removed_after_exit(name))
+        return headline
+    if result.still_running:
+        headline = wording.run_still_running(name, result.waited_seconds, remove_on_exit=result.remove_on_exit)
+    else:
+        headline = wording.run_exited(name, result.exit_code, removed=result.removed)
+    msg.section(headline, stem="headline")
+    msg.code(result.output, keep="tail", reserve=3000)
+    if result.output_truncated:
+        msg.context(wording.OUTPUT_CUT)
+    _add_card(msg, view, removed=result.removed)
+    return headline
+
+
+def _exec(msg: _Message, result: ExecOutcome) -> str:
+    headline = wording.exec_headline(_bold(result.container), result.exit_code, timed_out=result.timed_out)
+    if result.command:
+        headline += " · " + _inline_code(" ".join(result.command), 300)
+    msg.section(headline, stem="headline")
+    msg.code(result.output, keep="tail", reserve=600)
+    if result.note:
+        msg.context(msg.esc(result.note, 1000))
+    return headline
+
+
+def _text(msg: _Message, result: TextOutput) -> str:
+    headline = _bold(result.title, 200) or "*output*"
+    msg.section(headline, stem="headline")
+    keep: Literal["head", "tail"] = "tail" if result.title.startswith("logs") else "head"
+    if result.monospace:
+        msg.code(result.text, keep=keep, reserve=300)
+    else:
+        lines = [msg.esc(redact_text(line), LINE_MAX) for line in result.text.splitlines()]
+        msg.lines(lines or [wording.NO_OUTPUT], reserve=300)
+    if result.total_lines and result.shown_lines < result.total_lines:
+        msg.context(wording.shown_lines_note(result.shown_lines, result.total_lines))
+    return headline
+
+
+def _stats(msg: _Message, result: StatsView) -> str:
+    msg.code(result.table, reserve=1200)
+    if result.errors:
+        msg.lines([f"❌ {msg.esc(error, LINE_MAX)}" for error in result.errors], max_sections=1)
+    return f"stats for {len(result.rows)} container{'s' if len(result.rows) != 1 else ''}"
+
+
+def _inspection(msg: _Message, result: Inspection, filename: str) -> str:
+    msg.header(result.title)
+    if result.container is not None:
+        _add_card(msg, result.container)
+    pairs = list(result.summary)
+    capacity = MAX_FIELDS * FIELD_SECTIONS
+    if pairs:
+        shown = pairs[:capacity]
+        per_field = max(min(FIELD_CLIP * 2, (msg.room - 400) // len(shown) - 110), 60)
+        fields = []
+        for key, raw in shown:
+            value = redact_text(raw) or "—"
+            text = msg.esc(value, per_field)
+            fields.append(f"*{_esc(key, 100)}*\n{text}")
+        for start in range(0, len(fields), MAX_FIELDS):
+            msg.section("", stem="summary", fields=fields[start : start + MAX_FIELDS])
+        if len(pairs) > capacity:
+            msg.context(wording.more_items(len(pairs) - capacity))
+    msg.context(f"The whole document is attached as {escape(filename)}.", stem="document")
+    return _bold(result.title, 200) or "inspect"
+
+
+def _network_list(msg: _Message, result: NetworkList) -> str:
+    if not result.networks:
+        msg.section(wording.NO_NETWORKS)
+        return wording.NO_NETWORKS
+    full = [[str(n.get(k, "")) for k in ("id", "name", "driver", "scope")] for n in result.networks]
+    rows = [[_clip(cell.replace("\n", " "), CELL_MAX) for cell in row] for row in full]
+    msg.cut = msg.cut or rows != full
+    msg.code(humanize.table(wording.NETWORK_HEADERS, rows))
+    return f"{len(result.networks)} network{'s' if len(result.networks) != 1 else ''}"
+
+
+def _network_change(msg: _Message, result: NetworkChange) -> str:
+    headline = wording.network_headline(
+        result.action,
+        _bold(result.network, 200),
+        container=_bold(result.container),
+        network_id=_esc(result.network_id[:12], 12),
+    )
+    msg.section(headline, stem="headline")
+    if result.detail:
+        msg.context(msg.esc(result.detail, 1000))
+    if result.items:
+        lines = [
+            f"✅ *{msg.esc(item.target, NAME_CLIP)}*"
+            if item.ok
+            else f"❌ *{msg.esc(item.target, NAME_CLIP)}*: {msg.esc(item.error, LINE_MAX)}"
+            for item in result.items
+        ]
+        msg.lines(lines)
+    return headline
+
+
+def _help(msg: _Message, result: HelpText) -> str:
+    msg.header(result.title)
+    msg.code("\n".join(result.lines))
+    return _esc(result.title, 200) or "help"
+
+
+def _dry_run(msg: _Message, result: DryRun) -> str:
+    headline = wording.dry_run_headline(_esc(result.summary, 1500))
+    msg.section(headline, stem="headline")
+    msg.code(json.dumps(list(result.engine_requests), indent=2, default=str))
+    return headline
+
+
+def _history(msg: _Message, result: HistoryView) -> str:
+    if not result.entries:
+        msg.section(wording.NO_HISTORY)
+        return wording.NO_HISTORY
+    keys = ("when", "who", "command", "outcome", "summary")
+    full = [[str(entry.get(key, "")) for key in keys] for entry in result.entries]
+    rows = [[_clip(cell.replace("\n", " "), CELL_MAX * 2) for cell in row] for row in full]
+    msg.cut = msg.cut or rows != full
+    msg.code(humanize.table(wording.HISTORY_HEADERS, rows))
+    return f"history: {len(result.entries)} entr{'ies' if len(result.entries) != 1 else 'y'}"
+
+
+def _other(msg: _Message, result: Result) -> str:
+    msg.code(json.dumps(result.model_dump(mode="json"), indent=2, default=str))
+    return escape(result.kind)
+
+
+# --------------------------------------------------------------------------------------------- messages
+
+
+def _attachment_name(outcome: Outcome) -> tuple[str, str]:
+    """The file name and title the whole output gets when the message has to be cut."""
+    result = outcome.result
+    shown = _docker(outcome.shown_text or outcome.command or "output")
+    if isinstance(result, Inspection):
+        stem = f"inspect-{result.container.name}" if result.container is not None else result.title
+        return _filename(stem, "json"), _clip(result.title, 200)
+    if isinstance(result, DryRun):
+        return "dry-run.json", _clip(shown, 200)
+    if isinstance(result, TextOutput):
+        return _filename(result.title, "txt"), _clip(result.title, 200)
+    if isinstance(result, RunOutcome):
+        return _filename(f"run-{result.container.name}", "txt"), _clip(shown, 200)
+    if isinstance(result, ContainerAction):
+        return _filename(result.action, "txt"), _clip(shown, 200)
+    return _filename(outcome.command or (result.kind if result is not None else "output"), "txt"), _clip(shown, 200)
+
+
+def _attachment(outcome: Outcome) -> FileAttachment:
+    """The whole output, as the terminal shows it (JSON for inspect and dry runs), secrets masked."""
+    filename, title = _attachment_name(outcome)
+    result = outcome.result
+    if isinstance(result, DryRun):
+        content = json.dumps(list(result.engine_requests), indent=2, default=str)
+    else:
+        content = render_text.render(outcome)
+    return FileAttachment(filename=filename, content=redact_text(content), title=title)
+
+
+def _closing(outcome: Outcome, *, clicked_by: str | None, failed: bool = False) -> list[str]:
+    """The context line every in-channel reply ends with: who, what, which request, how long."""
+    if clicked_by is None:
+        who = wording.requested_by(mention(outcome.actor.user))
+    elif failed:
+        who = wording.clicked_by(outcome.command or "", mention(clicked_by))
+    else:
+        action = outcome.result.action if isinstance(outcome.result, ContainerAction) else outcome.command or ""
+        who = wording.done_by(action, mention(clicked_by))
+    parts = [who]
+    if outcome.shown_text:
+        parts.append(_inline_code(_docker(outcome.shown_text), SHOWN_TEXT_CLIP))
+    parts.append(wording.request_line(_esc(outcome.request_id, 40)))
+    parts.append(f"{outcome.duration_ms:,.0f} ms")
+    return [" · ".join(parts)]
+
+
+def _body(msg: _Message, result: Result, filename: str) -> str:
+    """Add the blocks for ``result``; return the notification fallback."""
+    if isinstance(result, ContainerList):
+        return _container_list(msg, result)
+    if isinstance(result, ContainerAction):
+        return _container_action(msg, result)
+    if isinstance(result, RunOutcome):
+        return _run(msg, result)
+    if isinstance(result, ExecOutcome):
+        return _exec(msg, result)
+    if isinstance(result, TextOutput):
+        return _text(msg, result)
+    if isinstance(result, StatsView):
+        return _stats(msg, result)
+    if isinstance(result, Inspection):
+        return _inspection(msg, result, filename)
+    if isinstance(result, NetworkList):
+        return _network_list(msg, result)
+    if isinstance(result, NetworkChange):
+        return _network_change(msg, result)
+    if isinstance(result, HelpText):
+        return _help(msg, result)
+    if isinstance(result, DryRun):
+        return _dry_run(msg, result)
+    if isinstance(result, HistoryView):
+        return _history(msg, result)
+    return _other(msg, result)
+
+
+def _error_message(outcome: Outcome, error: ErrorInfo, *, clicked_by: str | None) -> SlackMessage:
+    msg = _Message()
+    request = wording.request_line(_esc(outcome.request_id, 40))
+    if error.kind == "denied":
+        text = wording.slack_denied(_esc(error.message, 2500))
+        msg.section(text, stem="error")
+        msg.context(" · ".join([wording.rule_line(_esc(error.rule or "?", 200)), request]))
+        return _finish(msg, text, "ephemeral", None)
+    text = wording.slack_error(error.kind, _esc(error.message, 1800))
+    body = text
+    if error.kind == "usage" and error.usage:
+        body += "\n```\n" + _esc("Usage: " + error.usage, 900) + "\n```"
+    msg.section(body, stem="error")
+    mutating = outcome.request is not None and type(outcome.request).mutating
+    if error.kind in _ENGINE_ERRORS and mutating:
+        msg.context(*_closing(outcome, clicked_by=clicked_by, failed=True))
+        return _finish(msg, text, "in_channel", None)
+    msg.context(request)
+    return _finish(msg, text, "ephemeral", None)
+
+
+def _finish(
+    msg: _Message, fallback: str, response_type: Literal["in_channel", "ephemeral"], attachment: FileAttachment | None
+) -> SlackMessage:
+    return SlackMessage(
+        text=_clip(fallback if fallback.strip() else "chatdock", FALLBACK_MAX),
+        blocks=msg.blocks,
+        response_type=response_type,
+        attachment=attachment,
+    )
+
+
+def _within_limits(blocks: list[dict[str, Any]]) -> bool:
+    """The limits slack_sdk does not check itself."""
+    if len(blocks) > MAX_BLOCKS or _text_units(blocks) > MAX_TEXT:
+        return False
+    for block in blocks:
+        fields = block.get("fields") or []
+        if len(fields) > MAX_FIELDS or any(_units(f["text"]) > FIELD_MAX for f in fields):
+            return False
+        text = block.get("text")
+        if isinstance(text, dict) and _units(text.get("text", "")) > SECTION_MAX:
+            return False
+    return len({block.get("block_id") for block in blocks}) == len(blocks)
+
+
+def _too_large(outcome: Outcome, *, clicked_by: str | None) -> SlackMessage:
+    """The last resort when a reply would not fit: say so, and attach all of it."""
+    msg = _Message()
+    msg.section(wording.TOO_LARGE, stem="headline")
+    msg.context(*_closing(outcome, clicked_by=clicked_by))
+    return _finish(msg, wording.TOO_LARGE, "in_channel", _attachment(outcome))
+
+
+def render_message(outcome: Outcome, *, clicked_by: str | None = None) -> SlackMessage:
+    """The reply to post for ``outcome``; ``clicked_by`` is the user ID when a button click caused it."""
+    if outcome.error is not None:
+        try:
+            return _error_message(outcome, outcome.error, clicked_by=clicked_by)
+        except SlackObjectFormationError:
+            log.exception("request %s: could not build its Slack error reply", outcome.request_id)
+            msg = _Message()
+            msg.section(wording.slack_error("internal", wording.request_line(_esc(outcome.request_id, 40))))
+            return _finish(msg, wording.slack_error("internal", outcome.request_id[:40]), "ephemeral", None)
+    result = outcome.result
+    msg = _Message()
+    if result is None:
+        msg.section("✅ Done", stem="headline")
+        msg.context(*_closing(outcome, clicked_by=clicked_by))
+        return _finish(msg, "Done", "in_channel", None)
+    filename, _ = _attachment_name(outcome)
+    try:
+        fallback = _body(msg, result, filename)
+        if msg.cut and not isinstance(result, Inspection):
+            msg.context(escape(wording.full_output_in(filename)), stem="cut")
+        msg.context(*_closing(outcome, clicked_by=clicked_by))
+    except SlackObjectFormationError:
+        log.exception("request %s: could not build its Slack reply", outcome.request_id)
+        return _too_large(outcome, clicked_by=clicked_by)
+    if not _within_limits(msg.blocks):
+        log.warning("request %s: reply over Slack's limits; sending it as a file", outcome.request_id)
+        return _too_large(outcome, clicked_by=clicked_by)
+    keep = msg.cut or isinstance(result, Inspection)
+    return _finish(msg, fallback, "in_channel", _attachment(outcome) if keep else None)
+
+
+def render_ack(outcome_text: str, user: str, request_id: str) -> SlackMessage:
+    """The in-progress reply the channel sees while a request runs: ``⏳ @ann ran `docker run …```."""
+    text = wording.ack(mention(user), _inline_code(_docker(outcome_text), SHOWN_TEXT_CLIP))
+    msg = _Message()
+    msg.section(text, stem="ack")
+    msg.context(wording.request_line(_esc(request_id, 40)))
+    return _finish(msg, text, "in_channel", None)
