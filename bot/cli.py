@@ -39,6 +39,20 @@ def _parser() -> argparse.ArgumentParser:
     policy_sub = policy.add_subparsers(dest="policy_action", required=True)
     check = policy_sub.add_parser("check", help="validate a policy file")
     check.add_argument("file", type=Path)
+
+    serve = sub.add_parser("serve", help="answer Slack: Socket Mode when SLACK_APP_TOKEN is set, else HTTP")
+    mode = serve.add_mutually_exclusive_group()
+    mode.add_argument("--socket", action="store_true", help="Socket Mode (needs SLACK_APP_TOKEN)")
+    mode.add_argument("--http", action="store_true", help="HTTP: POST /slack/events (needs SLACK_SIGNING_SECRET)")
+    serve.add_argument("--host", default="0.0.0.0", help="address to listen on (default: 0.0.0.0)")  # noqa: S104
+    serve.add_argument("--port", type=int, default=3000, help="HTTP port; /healthz in both modes (default: 3000)")
+    serve.add_argument("--policy", type=Path, help="policy file (default: $CHATDOCK_POLICY)")
+
+    audit = sub.add_parser("audit", help="audit log tools")
+    audit_sub = audit.add_subparsers(dest="audit_action", required=True)
+    export = audit_sub.add_parser("export", help="write the audit log ($CHATDOCK_DB) to stdout as JSON Lines")
+    export.add_argument("--since", help="only entries since a duration ago (24h, 30m, 7d) or an ISO date/time (UTC)")
+    export.add_argument("--channel", help="only entries of this Slack channel ID")
     return parser
 
 
@@ -74,16 +88,47 @@ def _policy_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _audit_export(args: argparse.Namespace) -> int:
+    from bot.audit import AuditError, open_audit, parse_since, write_jsonl
+
+    settings = _settings()
+    try:
+        since = parse_since(args.since) if args.since else None
+    except ValueError as exc:
+        print(f"chatdock: {exc}", file=sys.stderr)
+        return 2
+    try:
+        store = open_audit(settings.db, readonly=True)
+    except AuditError as exc:
+        print(f"chatdock: {exc}", file=sys.stderr)
+        return 1
+    try:
+        write_jsonl(store.export(since=since, channel=args.channel), sys.stdout)
+    finally:
+        store.close()
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from bot import serve
+
+    return serve.main(socket=args.socket, http=args.http, host=args.host, port=args.port, policy=args.policy)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(
-        level=os.environ.get("CHATDOCK_LOG_LEVEL", "WARNING"),
+        level=os.environ.get("CHATDOCK_LOG_LEVEL", "INFO" if args.action == "serve" else "WARNING"),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     if args.action == "shell":
         return _shell(args)
     if args.action == "policy":
         return _policy_check(args)
+    if args.action == "serve":
+        return _serve(args)
+    if args.action == "audit":
+        return _audit_export(args)
     return 2
 
 

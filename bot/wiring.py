@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import logging
 
+from slack_sdk import WebClient
+from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
+
+from bot.audit import AuditError, AuditStore, open_audit
 from bot.config import Settings
 from bot.engine import Engine, own_container_id
 from bot.pipeline import Auditor, Pipeline
@@ -29,8 +33,23 @@ def load_policy(settings: Settings, *, allow_builtin: bool) -> tuple[Policy, str
     return policy, source
 
 
+def open_store(settings: Settings, policy: Policy) -> AuditStore:
+    """The audit log at ``CHATDOCK_DB`` (SQLite path or postgresql:// URL); the bot's own tokens are never stored."""
+    secrets = [
+        secret.get_secret_value()
+        for secret in (settings.slack_bot_token, settings.slack_signing_secret, settings.slack_app_token)
+        if secret is not None
+    ]
+    try:
+        return open_audit(settings.db, redact=policy.redact, secrets=secrets)
+    except AuditError as exc:
+        raise SystemExit(f"chatdock: {exc}") from None
+
+
 def build_pipeline(settings: Settings, policy: Policy, *, auditor: Auditor | None = None) -> Pipeline:
     engine = Engine(base_url=settings.docker_host, timeout=settings.docker_timeout, pool_size=max(32, settings.workers))
+    if auditor is None:
+        auditor = open_store(settings, policy)
     return Pipeline(
         engine=engine,
         policy=policy,
@@ -38,4 +57,17 @@ def build_pipeline(settings: Settings, policy: Policy, *, auditor: Auditor | Non
         auditor=auditor,
         run_timeout=settings.run_timeout,
         exec_timeout=settings.exec_timeout,
+        history=getattr(auditor, "recent", None),
+    )
+
+
+def build_web_client(settings: Settings) -> WebClient:
+    """The one Slack Web API client: ``SLACK_API_URL`` (tests point it at a local fake), 429s honoured twice."""
+    base_url = settings.slack_api_url if settings.slack_api_url.endswith("/") else settings.slack_api_url + "/"
+    token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
+    return WebClient(
+        token=token,
+        base_url=base_url,
+        timeout=15,
+        retry_handlers=[ConnectionErrorRetryHandler(), RateLimitErrorRetryHandler(max_retry_count=2)],
     )

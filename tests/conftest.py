@@ -28,6 +28,14 @@ PREFIX = f"cdt-{SESSION}-"
 TEST_LABEL = "chatdock.test"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Subprocesses (``chatdock shell``) write their audit log to a temp file, never into the checkout."""
+    if "CHATDOCK_DB" not in os.environ:
+        import tempfile
+
+        os.environ["CHATDOCK_DB"] = os.path.join(tempfile.mkdtemp(prefix="chatdock-test-"), "audit.db")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if "docker_client" in getattr(item, "fixturenames", ()):

@@ -1,0 +1,925 @@
+"""The audit trail: every request is recorded before it runs and completed after, in SQLite or PostgreSQL.
+
+:func:`open_audit` takes ``CHATDOCK_DB``: a file path (SQLite, the embedded default ``chatdock.db``) or a
+``postgresql://`` URL (several replicas sharing one log). Both back ends are the same :class:`AuditStore` with
+the same SQL; only connecting, placeholders and a few column types differ. A store is the pipeline's
+``Auditor`` (``begin`` / ``end``) and its ``history`` source (:meth:`AuditStore.recent`).
+
+What a row holds (table ``chatdock_audit``): when it started and ended (UTC seconds since the epoch), team,
+channel and user IDs, the source (``slack``, ``button``, ``shell``), the text as shown (already redacted by the
+pipeline, scrubbed again here), the command, the parsed request as JSON, the policy decision and rule, then the
+outcome (``ok`` / ``error`` / ``denied`` / ``usage`` / ``interrupted``; NULL while it runs), a short message
+(result summary or error message), the container and network IDs it affected, and the duration.
+
+Secrets. Every string written passes :func:`scrub`: token-shaped strings are masked (:func:`bot.redact.redact_text`),
+``KEY=VALUE`` with a secret-looking KEY (``bot.redact.SECRET_WORDS`` plus the policy's ``redact`` words) becomes
+``KEY=***`` wherever it appears, and literal secrets the process holds (the bot's tokens, passed by the wiring)
+are masked. The request's ``env`` goes through :func:`bot.redact.redact_env`; secret-named ``labels`` values are
+masked. Command output is never stored, only a one-line summary.
+
+Interrupted requests. Each open store is an *instance* (a random ID) registered in ``chatdock_audit_instances``
+with its machine key (kernel boot ID + PID-namespace inode), PID and the PID's start time, and a heartbeat it
+renews every 30 s from a daemon thread. Every row carries its instance ID. :meth:`AuditStore.mark_interrupted`
+(run when a store opens and on every heartbeat) marks ``interrupted`` each unfinished row whose instance is
+dead or unknown. An instance is dead when
+
+- it shares this process's machine key (same boot, same PID namespace, so its PID is meaningful here) and that
+  PID no longer runs with the recorded start time (exited, killed, zombie, or the PID was reused; read from
+  ``/proc/PID/stat``): exact and immediate; or
+- otherwise (another host or container), its heartbeat is older than 120 s.
+
+So a ``kill -9`` leaves the started row, and the next start on the same machine marks it at once; a replica that
+vanished elsewhere is marked by any live replica within two minutes; a running sibling is never touched. The
+candidates are read first and the rows updated in one statement whose subquery re-reads the instances table, so
+an instance registering meanwhile (it registers before it writes any row) is never swept. A live process whose
+heartbeat stalled past the limit (say the database was unreachable) can have rows marked early; its ``end``
+still writes the real outcome over the mark, and its next heartbeat re-registers it. A store that is closed
+(explicitly or at interpreter exit) marks its own unfinished rows and unregisters.
+
+Threads. One connection per store, guarded by a lock: audit writes are a few small statements, so serialising
+them costs nothing next to a Docker call and keeps both back ends simple. SQLite runs in WAL mode with
+``synchronous=NORMAL`` (a committed row survives the process being killed; only an OS crash can lose the last
+few) and a busy timeout, so a shell and a server may share the file. A PostgreSQL connection that breaks is
+reopened once per call. Schema creation on PostgreSQL runs under an advisory lock so replicas can start together.
+
+Failures. ``begin`` and ``end`` never raise (the pipeline promises not to): a write that fails is logged at
+ERROR with the request ID and the request goes on unaudited.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import logging
+import os
+import re
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from bot.models import (
+    Actor,
+    ContainerAction,
+    ContainerList,
+    Decision,
+    DryRun,
+    ExecOutcome,
+    HelpText,
+    HistoryView,
+    Inspection,
+    NetworkChange,
+    NetworkList,
+    Result,
+    RunOutcome,
+    StatsView,
+    TextOutput,
+)
+from bot.redact import MASK, is_secret_name, redact_env, redact_text
+
+if TYPE_CHECKING:
+    from bot.pipeline import Outcome
+
+log = logging.getLogger(__name__)
+
+TABLE = "chatdock_audit"
+INSTANCES = "chatdock_audit_instances"
+HEARTBEAT_SECONDS = 30.0
+STALE_AFTER_SECONDS = 120.0
+RUNNING = "running"
+OUTCOMES = ("ok", "error", "denied", "usage", "interrupted")
+INTERRUPTED_MESSAGE = "chatdock stopped before this request finished"
+MAX_TEXT = 2000
+MAX_MESSAGE = 500
+MAX_RECENT = 1000
+EXPORT_PAGE = 500
+
+Run = Callable[[str, Sequence[Any]], list[tuple[Any, ...]]]
+
+_COLUMNS = (
+    "id, request_id, instance, started_at, ended_at, team, channel, user_id, source, text, command, request, "
+    "allowed, rule, reason, outcome, message, container_ids, network_ids, duration_ms"
+)
+
+
+_END_SQL = (
+    "UPDATE chatdock_audit SET ended_at = ?, outcome = ?, message = ?, container_ids = ?, network_ids = ?, "
+    "duration_ms = ? WHERE id = ?"
+)
+
+
+class AuditError(Exception):
+    """The audit log cannot be opened (bad path or URL, server unreachable, driver missing)."""
+
+
+def _run_with(sql: str, params: Sequence[Any], run: Run) -> list[tuple[Any, ...]]:
+    return run(sql, params)
+
+
+def _now() -> float:
+    return time.time()
+
+
+# ------------------------------------------------------------------------------------------ secrets
+
+_ASSIGNMENT = re.compile(r"""(?P<quote>["']?)(?P<key>[A-Za-z_][A-Za-z0-9_.-]*)=""")
+
+
+def scrub(text: str, extra_words: Iterable[str] = (), secrets: Iterable[str] = ()) -> str:
+    """Mask token shapes, literal ``secrets`` and the values of secret-named ``KEY=VALUE`` anywhere in ``text``."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, MASK)
+    text = redact_text(text)
+    words = tuple(extra_words)
+    out: list[str] = []
+    pos = 0
+    while (match := _ASSIGNMENT.search(text, pos)) is not None:
+        start = match.end()
+        if not is_secret_name(match["key"], words):
+            out.append(text[pos:start])
+            pos = start
+            continue
+        if match["quote"]:
+            stop = text.find(match["quote"], start)
+            stop = len(text) if stop < 0 else stop
+        else:
+            stop = start
+            while stop < len(text) and not text[stop].isspace():
+                stop += 1
+        out.append(text[pos:start] + (MASK if stop > start else ""))
+        pos = stop
+    out.append(text[pos:])
+    return "".join(out)
+
+
+# ------------------------------------------------------------------------------------------ summaries
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+def summarize(result: Result | None) -> str:
+    """One line saying what a result was, for the log and ``history`` (never the output itself)."""
+    if result is None:
+        return ""
+    if isinstance(result, RunOutcome):
+        who = result.container.name or result.container.id[:12]
+        if result.detached:
+            return f"started {who} ({result.container.id[:12]})"
+        if result.still_running:
+            return f"{who} still running after {result.waited_seconds:g}s"
+        text = f"{who} exited with code {result.exit_code}"
+        return text + (", removed" if result.removed else "")
+    if isinstance(result, ContainerAction):
+        parts = [item.target if item.ok else f"{item.target} failed: {item.error}" for item in result.items]
+        return f"{result.action} " + ", ".join(parts)
+    if isinstance(result, ExecOutcome):
+        if result.timed_out:
+            return "timed out"
+        return f"exit code {result.exit_code}"
+    if isinstance(result, ContainerList):
+        return _plural(len(result.containers), "container")
+    if isinstance(result, NetworkList):
+        return _plural(len(result.networks), "network")
+    if isinstance(result, NetworkChange):
+        text = f"{result.action} {result.network}" + (f" {result.container}" if result.container else "")
+        failed = [f"{item.target} failed: {item.error}" for item in result.items if not item.ok]
+        return text + (f" ({'; '.join(failed)})" if failed else "")
+    if isinstance(result, StatsView):
+        return _plural(len(result.rows), "container") + (f", {len(result.errors)} failed" if result.errors else "")
+    if isinstance(result, TextOutput | Inspection | HelpText):
+        return result.title
+    if isinstance(result, DryRun):
+        return result.summary
+    if isinstance(result, HistoryView):
+        return _plural(len(result.entries), "entry").replace("entrys", "entries")
+    return result.kind
+
+
+def outcome_name(outcome: Outcome) -> str:
+    """``ok`` / ``error`` / ``denied`` / ``usage`` for a finished request."""
+    if outcome.error is not None:
+        return outcome.error.kind if outcome.error.kind in ("denied", "usage") else "error"
+    return "ok" if outcome.ok else "error"
+
+
+def affected_ids(outcome: Outcome) -> tuple[list[str], list[str]]:
+    """Container and network IDs the request targeted or produced, in order, without repeats."""
+    containers = list(outcome.container_ids)
+    networks = list(outcome.network_ids)
+    result = outcome.result
+    if isinstance(result, RunOutcome):
+        containers.append(result.container.id)
+    elif isinstance(result, ContainerAction):
+        containers += [item.container.id for item in result.items if item.container is not None]
+    elif isinstance(result, Inspection) and result.container is not None:
+        containers.append(result.container.id)
+    elif isinstance(result, NetworkChange) and result.network_id:
+        networks.append(result.network_id)
+    return list(dict.fromkeys(c for c in containers if c)), list(dict.fromkeys(n for n in networks if n))
+
+
+# ------------------------------------------------------------------------------------------ time
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_since(text: str, *, now: float | None = None) -> float:
+    """``24h``, ``30m``, ``1h30m``, ``7d``, ``2w`` (ago) or an ISO date/time (UTC unless it says) → epoch seconds."""
+    now = _now() if now is None else now
+    spec = text.strip().lower()
+    if spec and _DURATION.sub("", spec) == "":
+        return now - sum(float(n) * _UNITS[unit] for n, unit in _DURATION.findall(spec))
+    try:
+        when = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(
+            f"--since {text!r}: expected a duration like 24h, 30m or 7d, or an ISO date like 2026-11-28"
+        ) from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.timestamp()
+
+
+def iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(float(ts), UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+# ------------------------------------------------------------------------------------------ processes
+
+
+def machine_key() -> str:
+    """Boot ID + PID-namespace inode: processes with the same key see the same PIDs. Empty off Linux."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text(encoding="ascii").strip()
+        namespace = os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        return ""
+    return f"{boot}/{namespace}"
+
+
+def pid_start(pid: int) -> str | None:
+    """The start time (clock ticks since boot) of a running ``pid``; None if it is gone or a zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2 :].split()
+    if len(fields) < 20 or fields[0] in ("Z", "X", "x"):
+        return None
+    return fields[19]
+
+
+def process_alive(pid: int, started: str) -> bool:
+    """Whether ``pid`` (in this PID namespace) is still the process that started at ``started``."""
+    current = pid_start(pid)
+    if current is not None:
+        return current == started
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists but /proc hides it from us (hidepid): assume it is the same process
+        return True
+    return False  # a zombie: it has exited
+
+
+# ------------------------------------------------------------------------------------------ the store
+
+
+class AuditStore:
+    """The shared logic; subclasses connect and run SQL written with ``?`` placeholders."""
+
+    kind = "audit"
+    _retryable: tuple[type[BaseException], ...] = ()
+
+    def __init__(
+        self,
+        *,
+        redact: Iterable[str] = (),
+        secrets: Iterable[str] = (),
+        readonly: bool = False,
+        heartbeat: float = HEARTBEAT_SECONDS,
+        stale_after: float = STALE_AFTER_SECONDS,
+    ) -> None:
+        self.instance = uuid.uuid4().hex
+        self.readonly = readonly
+        self._words = tuple(redact)
+        self._secrets = tuple(s for s in secrets if s and len(s) >= 6)
+        self._heartbeat = heartbeat
+        self._stale_after = stale_after
+        self._machine = machine_key()
+        self._pid = os.getpid()
+        self._pid_start = pid_start(self._pid) or ""
+        self._lock = threading.RLock()
+        self._rows: dict[str, int] = {}
+        self._local = threading.local()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self._connect()
+        if readonly:
+            return
+        try:
+            self._call(self._create_schema, transaction=True)
+            self._register()
+            self.mark_interrupted()
+        except Exception as exc:
+            self._disconnect()
+            raise AuditError(f"cannot prepare the audit log: {exc}") from exc
+        self._thread = threading.Thread(target=self._beat, name=f"audit-heartbeat-{self.instance[:6]}", daemon=True)
+        self._thread.start()
+        atexit.register(self.close)
+
+    # -- back end --------------------------------------------------------------------------------------
+    def _connect(self) -> None:
+        raise NotImplementedError
+
+    def _disconnect(self) -> None:
+        raise NotImplementedError
+
+    def _reconnect(self) -> bool:
+        return False
+
+    @contextmanager
+    def _session(self, transaction: bool) -> Iterator[Run]:
+        raise NotImplementedError
+        yield  # pragma: no cover
+
+    def _schema(self) -> list[str]:
+        raise NotImplementedError
+
+    def _create_schema(self, run: Run) -> None:
+        for statement in self._schema():
+            run(statement, ())
+
+    def _call(self, work: Callable[[Run], Any], *, transaction: bool = False) -> Any:
+        for attempt in (1, 2):
+            try:
+                with self._lock, self._session(transaction) as run:
+                    return work(run)
+            except self._retryable:
+                if attempt == 2 or self._closed or not self._reconnect():
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # -- instances -------------------------------------------------------------------------------------
+    def _register(self) -> None:
+        now = _now()
+        self._call(
+            lambda run: run(
+                "INSERT INTO chatdock_audit_instances (instance, machine, pid, pid_start, started_at, heartbeat_at) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (instance) DO UPDATE SET heartbeat_at = excluded.heartbeat_at",
+                (self.instance, self._machine, self._pid, self._pid_start, now, now),
+            )
+        )
+
+    def _is_dead(self, instance: str, machine: str, pid: int | None, started: str, beat: float, now: float) -> bool:
+        if instance == self.instance:
+            return False
+        if machine and machine == self._machine and pid is not None:
+            return not process_alive(int(pid), started)
+        return float(beat) < now - self._stale_after
+
+    def mark_interrupted(self) -> int:
+        """Mark every unfinished row of a dead or unknown instance ``interrupted``; return how many."""
+        now = _now()
+
+        def sweep(run: Run) -> int:
+            rows = run("SELECT instance, machine, pid, pid_start, heartbeat_at FROM chatdock_audit_instances", ())
+            dead = [row[0] for row in rows if self._is_dead(row[0], row[1], row[2], row[3], row[4], now)]
+            marks = ", ".join("?" for _ in dead)
+            dead_clause = f" OR instance IN ({marks})" if dead else ""
+            # only placeholders are joined in: the instance IDs travel as parameters
+            sql = (
+                "UPDATE chatdock_audit SET outcome = 'interrupted', ended_at = ?, message = ? "  # noqa: S608
+                "WHERE outcome IS NULL AND instance <> ? "
+                f"AND (instance NOT IN (SELECT instance FROM chatdock_audit_instances){dead_clause}) RETURNING id"
+            )
+            marked = run(sql, (now, INTERRUPTED_MESSAGE, self.instance, *dead))
+            if dead:
+                run(f"DELETE FROM chatdock_audit_instances WHERE instance IN ({marks})", tuple(dead))  # noqa: S608
+            return len(marked)
+
+        count: int = self._call(sweep, transaction=True)
+        if count:
+            log.warning("audit: marked %d request(s) of stopped chatdock processes as interrupted", count)
+        return count
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self._heartbeat):
+            try:
+                self._register()
+                self.mark_interrupted()
+            except Exception:
+                log.warning("audit: heartbeat failed", exc_info=True)
+
+    # -- recording -------------------------------------------------------------------------------------
+    def _clean(self, text: str | None, limit: int = MAX_TEXT) -> str:
+        if not text:
+            return ""
+        cleaned = scrub(text, self._words, self._secrets)
+        return cleaned if len(cleaned) <= limit else cleaned[: limit - 1] + "…"
+
+    def _clean_value(self, value: Any, key: str = "") -> Any:
+        if isinstance(value, dict):
+            if key == "labels":
+                words = self._words
+                return {k: MASK if is_secret_name(str(k), words) else self._clean_value(v) for k, v in value.items()}
+            return {k: self._clean_value(v, str(k)) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            if key == "env":
+                return [self._clean(item) for item in redact_env([str(i) for i in value], self._words)]
+            if key == "labels":
+                return [
+                    [pair[0], MASK]
+                    if isinstance(pair, list | tuple) and len(pair) == 2 and is_secret_name(str(pair[0]), self._words)
+                    else self._clean_value(pair)
+                    for pair in value
+                ]
+            return [self._clean_value(item) for item in value]
+        if isinstance(value, str):
+            return scrub(value, self._words, self._secrets)
+        return value
+
+    def clean_request(self, request: dict[str, Any] | None) -> dict[str, Any] | None:
+        """The parsed request as stored: env values, secret labels and token shapes masked."""
+        return None if request is None else dict(self._clean_value(request))
+
+    def begin(
+        self,
+        *,
+        request_id: str,
+        actor: Actor,
+        text: str,
+        source: str,
+        command: str | None,
+        request: dict[str, Any] | None,
+        decision: Decision | None,
+    ) -> None:
+        """Record a request before it runs (``outcome`` stays NULL until :meth:`end`)."""
+        try:
+            cleaned = self.clean_request(request)
+            params = (
+                request_id,
+                self.instance,
+                _now(),
+                actor.team,
+                actor.channel,
+                actor.user,
+                source,
+                self._clean(text),
+                command,
+                json.dumps(cleaned, default=str) if cleaned is not None else None,
+                decision.allowed if decision else None,
+                decision.rule if decision else None,
+                self._clean(decision.reason, MAX_MESSAGE) if decision else None,
+            )
+            rows = self._call(
+                lambda run: run(
+                    "INSERT INTO chatdock_audit (request_id, instance, started_at, team, channel, user_id, source, "
+                    "text, command, request, allowed, rule, reason) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                    params,
+                )
+            )
+        except Exception:
+            log.exception("audit: could not record the start of request %s; it goes on unaudited", request_id)
+            return
+        row_id = int(rows[0][0])
+        with self._lock:
+            self._rows[request_id] = row_id
+        self._local.current = row_id
+
+    def end(self, outcome: Outcome) -> None:
+        """Complete the row :meth:`begin` wrote (or write a whole one if there is none)."""
+        with self._lock:
+            row_id = self._rows.pop(outcome.request_id, None)
+        if getattr(self._local, "current", None) == row_id:
+            self._local.current = None
+        try:
+            containers, networks = affected_ids(outcome)
+            message = outcome.error.message if outcome.error is not None else summarize(outcome.result)
+            done = (
+                _now(),
+                outcome_name(outcome),
+                self._clean(message, MAX_MESSAGE),
+                json.dumps(containers),
+                json.dumps(networks),
+                outcome.duration_ms,
+            )
+            if row_id is not None:
+                self._call(
+                    lambda run: run(
+                        _END_SQL,
+                        (*done, row_id),
+                    )
+                )
+                return
+            self.begin(
+                request_id=outcome.request_id,
+                actor=outcome.actor,
+                text=outcome.shown_text,
+                source=outcome.source,
+                command=outcome.command,
+                request=None
+                if outcome.request is None
+                else {
+                    "command": outcome.request.command,
+                    **outcome.request.model_dump(mode="json"),
+                },
+                decision=outcome.decision,
+            )
+            with self._lock:
+                row_id = self._rows.pop(outcome.request_id, None)
+            self._local.current = None
+            if row_id is not None:
+                self._call(
+                    lambda run: run(
+                        _END_SQL,
+                        (*done, row_id),
+                    )
+                )
+        except Exception:
+            log.exception("audit: could not record the end of request %s", outcome.request_id)
+
+    # -- reading ---------------------------------------------------------------------------------------
+    @staticmethod
+    def _record(row: Sequence[Any]) -> dict[str, Any]:
+        (
+            row_id,
+            request_id,
+            instance,
+            started,
+            ended,
+            team,
+            channel,
+            user,
+            source,
+            text,
+            command,
+            request,
+            allowed,
+            rule,
+            reason,
+            outcome,
+            message,
+            containers,
+            networks,
+            duration,
+        ) = row
+        return {
+            "id": int(row_id),
+            "request_id": request_id,
+            "time": iso(started),
+            "ended": iso(ended),
+            "team": team,
+            "channel": channel,
+            "user": user,
+            "source": source,
+            "text": text,
+            "command": command,
+            "request": json.loads(request) if request else None,
+            "decision": None if allowed is None else {"allowed": bool(allowed), "rule": rule, "reason": reason},
+            "outcome": outcome or RUNNING,
+            "message": message or "",
+            "container_ids": json.loads(containers or "[]"),
+            "network_ids": json.loads(networks or "[]"),
+            "duration_ms": None if duration is None else float(duration),
+            "instance": instance,
+        }
+
+    def recent(
+        self,
+        *,
+        channel: str,
+        limit: int = 20,
+        user: str | None = None,
+        failed: bool = False,
+    ) -> list[dict[str, Any]]:
+        """The newest entries of ``channel`` (the request asking is left out), newest first."""
+        where = ["channel = ?"]
+        params: list[Any] = [channel]
+        current = getattr(self._local, "current", None)
+        if current is not None:
+            where.append("id <> ?")
+            params.append(current)
+        if user:
+            where.append("user_id = ?")
+            params.append(user)
+        if failed:
+            where.append("outcome IS NOT NULL AND outcome <> 'ok'")
+        params.append(max(1, min(int(limit), MAX_RECENT)))
+        rows = self._call(
+            lambda run: run(
+                f"SELECT {_COLUMNS} FROM chatdock_audit WHERE {' AND '.join(where)} "  # noqa: S608 (fixed fragments)
+                "ORDER BY started_at DESC, id DESC LIMIT ?",
+                tuple(params),
+            )
+        )
+        return [self._record(row) for row in rows]
+
+    def export(self, *, since: float | None = None, channel: str | None = None) -> Iterator[dict[str, Any]]:
+        """Every entry (from ``since``, of ``channel``), oldest first, read in pages."""
+        last = 0
+        while True:
+            where = ["id > ?"]
+            params: list[Any] = [last]
+            if since is not None:
+                where.append("started_at >= ?")
+                params.append(since)
+            if channel:
+                where.append("channel = ?")
+                params.append(channel)
+            params.append(EXPORT_PAGE)
+            sql = f"SELECT {_COLUMNS} FROM chatdock_audit WHERE {' AND '.join(where)} ORDER BY id LIMIT ?"  # noqa: S608
+            page: tuple[Any, ...] = tuple(params)
+            rows: list[tuple[Any, ...]] = self._call(partial(_run_with, sql, page))
+            for row in rows:
+                yield self._record(row)
+            if len(rows) < EXPORT_PAGE:
+                return
+            last = int(rows[-1][0])
+
+    # -- closing ---------------------------------------------------------------------------------------
+    def close(self) -> None:
+        """Stop the heartbeat, mark this instance's unfinished rows interrupted, unregister, disconnect."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        atexit.unregister(self.close)
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=5)
+        if not self.readonly:
+            try:
+
+                def leave(run: Run) -> None:
+                    run(
+                        "UPDATE chatdock_audit SET outcome = 'interrupted', ended_at = ?, message = ? "
+                        "WHERE outcome IS NULL AND instance = ?",
+                        (_now(), INTERRUPTED_MESSAGE, self.instance),
+                    )
+                    run("DELETE FROM chatdock_audit_instances WHERE instance = ?", (self.instance,))
+
+                self._call(leave, transaction=True)
+            except Exception:
+                log.warning("audit: could not unregister on close", exc_info=True)
+        with self._lock:
+            self._disconnect()
+
+    def __enter__(self) -> AuditStore:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+# ------------------------------------------------------------------------------------------ SQLite
+
+
+class SqliteAudit(AuditStore):
+    """The embedded default: one file, WAL, ``synchronous=NORMAL``, one locked connection."""
+
+    kind = "sqlite"
+
+    def __init__(self, path: str | Path, **kwargs: Any) -> None:
+        self.path = str(path)
+        self._conn: sqlite3.Connection | None = None
+        super().__init__(**kwargs)
+
+    def _connect(self) -> None:
+        if sqlite3.sqlite_version_info < (3, 35):
+            raise AuditError(f"SQLite {sqlite3.sqlite_version} is too old for the audit log (3.35 or newer)")
+        memory = self.path == ":memory:"
+        if not memory and not Path(self.path).exists():
+            if self.readonly:
+                raise AuditError(f"no audit log at {self.path}")
+            try:  # the log names people and commands: readable by its owner only
+                os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
+            except OSError as exc:
+                raise AuditError(f"cannot create the audit log {self.path}: {exc.strerror}") from None
+        try:
+            conn = sqlite3.connect(self.path, timeout=10.0, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA busy_timeout = 10000")
+            if not memory:
+                mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()
+                if not mode or str(mode[0]).lower() != "wal":
+                    raise AuditError(f"{self.path}: cannot switch the audit log to WAL mode")
+            conn.execute("PRAGMA synchronous = NORMAL")
+        except sqlite3.Error as exc:
+            raise AuditError(f"cannot open the audit log {self.path}: {exc}") from None
+        self._conn = conn
+
+    def _disconnect(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    @contextmanager
+    def _session(self, transaction: bool) -> Iterator[Run]:
+        conn = self._conn
+        if conn is None:
+            raise AuditError("the audit log is closed")
+
+        def run(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+            return conn.execute(sql, tuple(params)).fetchall()
+
+        if not transaction:
+            yield run
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield run
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def _schema(self) -> list[str]:
+        return _schema("INTEGER PRIMARY KEY AUTOINCREMENT", "REAL", "INTEGER")
+
+    def integrity_check(self) -> str:
+        rows = self._call(lambda run: run("PRAGMA integrity_check", ()))
+        return "; ".join(str(row[0]) for row in rows)
+
+
+def _schema(primary_key: str, real: str, boolean: str) -> list[str]:
+    return [
+        f"""CREATE TABLE IF NOT EXISTS {TABLE} (
+            id {primary_key},
+            request_id TEXT NOT NULL,
+            instance TEXT NOT NULL,
+            started_at {real} NOT NULL,
+            ended_at {real},
+            team TEXT NOT NULL DEFAULT '',
+            channel TEXT NOT NULL DEFAULT '',
+            user_id TEXT NOT NULL DEFAULT '',
+            source TEXT NOT NULL DEFAULT '',
+            text TEXT NOT NULL DEFAULT '',
+            command TEXT,
+            request TEXT,
+            allowed {boolean},
+            rule TEXT,
+            reason TEXT,
+            outcome TEXT,
+            message TEXT NOT NULL DEFAULT '',
+            container_ids TEXT NOT NULL DEFAULT '[]',
+            network_ids TEXT NOT NULL DEFAULT '[]',
+            duration_ms {real}
+        )""",
+        f"CREATE INDEX IF NOT EXISTS {TABLE}_channel ON {TABLE} (channel, started_at)",
+        f"CREATE INDEX IF NOT EXISTS {TABLE}_started ON {TABLE} (started_at)",
+        f"CREATE INDEX IF NOT EXISTS {TABLE}_pending ON {TABLE} (instance) WHERE outcome IS NULL",
+        f"""CREATE TABLE IF NOT EXISTS {INSTANCES} (
+            instance TEXT PRIMARY KEY,
+            machine TEXT NOT NULL DEFAULT '',
+            pid INTEGER,
+            pid_start TEXT NOT NULL DEFAULT '',
+            started_at {real} NOT NULL,
+            heartbeat_at {real} NOT NULL
+        )""",
+    ]
+
+
+# ------------------------------------------------------------------------------------------ PostgreSQL
+
+
+class PostgresAudit(AuditStore):
+    """The same log on PostgreSQL (psycopg 3), for several replicas."""
+
+    kind = "postgres"
+
+    def __init__(self, url: str, **kwargs: Any) -> None:
+        try:
+            import psycopg
+        except ImportError:
+            raise AuditError('PostgreSQL needs psycopg: pip install "chatdock[postgres]"') from None
+        self._psycopg = psycopg
+        self._retryable = (psycopg.OperationalError, psycopg.InterfaceError)
+        self.url = url
+        self._conn: Any = None
+        super().__init__(**kwargs)
+
+    def _open(self) -> Any:
+        psycopg = self._psycopg
+        params = psycopg.conninfo.conninfo_to_dict(self.url)
+        extra: dict[str, Any] = {"application_name": "chatdock"}
+        if "connect_timeout" not in params:
+            extra["connect_timeout"] = 10
+        return psycopg.connect(self.url, autocommit=True, **extra)
+
+    def _connect(self) -> None:
+        try:
+            self._conn = self._open()
+        except Exception as exc:
+            raise AuditError(f"cannot connect to {display_target(self.url)}: {_first_line(exc)}") from None
+
+    def _reconnect(self) -> bool:
+        with self._lock:
+            self._disconnect()
+            try:
+                self._conn = self._open()
+            except Exception as exc:
+                log.warning("audit: reconnecting to %s failed: %s", display_target(self.url), _first_line(exc))
+                return False
+            return True
+
+    def _disconnect(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            finally:
+                self._conn = None
+
+    @contextmanager
+    def _session(self, transaction: bool) -> Iterator[Run]:
+        conn = self._conn
+        if conn is None:
+            raise self._psycopg.OperationalError("not connected")
+
+        def run(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+            cursor = conn.execute(sql.replace("?", "%s"), tuple(params))
+            return list(cursor.fetchall()) if cursor.description else []
+
+        if not transaction:
+            yield run
+            return
+        with conn.transaction():
+            yield run
+
+    def _schema(self) -> list[str]:
+        # replicas starting together must not race on CREATE TABLE: serialise on an advisory lock
+        return [
+            "SELECT pg_advisory_xact_lock(hashtext('chatdock_audit_schema'))",
+            *_schema("BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY", "DOUBLE PRECISION", "BOOLEAN"),
+        ]
+
+
+# ------------------------------------------------------------------------------------------ opening
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def is_postgres(target: str) -> bool:
+    return target.startswith(("postgresql://", "postgres://"))
+
+
+def display_target(target: str) -> str:
+    """The path or URL with any password masked, for messages."""
+    shown = re.sub(r"(://[^:/@?]*):[^@/?]*@", rf"\1:{MASK}@", target)
+    return re.sub(r"(password=)[^&\s]*", rf"\1{MASK}", shown)
+
+
+def open_audit(
+    target: str,
+    *,
+    redact: Iterable[str] = (),
+    secrets: Iterable[str] = (),
+    readonly: bool = False,
+    heartbeat: float = HEARTBEAT_SECONDS,
+    stale_after: float = STALE_AFTER_SECONDS,
+) -> AuditStore:
+    """Open the audit log at ``target``: a ``postgresql://`` URL, or a SQLite file path (``sqlite:`` optional).
+
+    ``redact`` adds secret-name words (the policy's); ``secrets`` are literal values never to store (the bot's
+    tokens). ``readonly`` opens for reading only (``audit export``): no registration, no sweep, no writes.
+    """
+    options: dict[str, Any] = {
+        "redact": redact,
+        "secrets": secrets,
+        "readonly": readonly,
+        "heartbeat": heartbeat,
+        "stale_after": stale_after,
+    }
+    if is_postgres(target):
+        return PostgresAudit(target, **options)
+    path = target.removeprefix("sqlite://") if target.startswith("sqlite://") else target.removeprefix("sqlite:")
+    if "://" in path or not path:
+        raise AuditError(f"CHATDOCK_DB={display_target(target)}: expected a SQLite file path or a postgresql:// URL")
+    return SqliteAudit(path, **options)
+
+
+def write_jsonl(records: Iterable[dict[str, Any]], out: Any) -> int:
+    """Write one JSON object per line; return how many."""
+    count = 0
+    for record in records:
+        out.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+        count += 1
+    out.flush()
+    return count
