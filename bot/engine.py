@@ -34,6 +34,26 @@ _PORT_TAKEN = re.compile(r"Bind for (\S+?):(\d+) failed: port is already allocat
 _TRANSIENT = (requests.exceptions.ConnectionError,)
 
 
+class AmbiguousReference(UsageError):
+    """An ID prefix that matches several containers; the pipeline words it, naming only those in scope."""
+
+    def __init__(self, ref: str, candidates: tuple[ContainerFacts, ...]) -> None:
+        super().__init__(f"'{ref}' is ambiguous: it matches {len(candidates)} containers")
+        self.ref = ref
+        self.candidates = candidates
+
+    def worded(self, visible: Callable[[ContainerFacts], bool]) -> UsageError:
+        shown = [f"{c.short_id} ({c.name})" for c in self.candidates if visible(c)]
+        hidden = len(self.candidates) - len(shown)
+        listing = ", ".join(shown)
+        if hidden:
+            listing += (", and " if shown else "") + f"{hidden} you may not touch"
+        return UsageError(
+            f"'{self.ref}' is ambiguous: it matches {len(self.candidates)} containers: {listing}. "
+            "Type more characters of the ID, or the name."
+        )
+
+
 def check_ref(ref: str, what: str = "container") -> str:
     """Refuse references that are not docker names or IDs (they end up in Engine API URL paths)."""
     if not REF_PATTERN.match(ref):
@@ -198,14 +218,17 @@ class Engine:
             # Not ``filters={"id": ref}``: the engine resolves that filter through the same prefix index, which
             # fails on an ambiguous prefix, so it lists nothing. Match the prefix here instead.
             listed = self.read(lambda: self.api.containers(all=True))
-            candidates = [c for c in listed if str(c.get("Id", "")).startswith(ref.lower())]
-            names = ", ".join(
-                f"{c['Id'][:12]} ({c['Names'][0].lstrip('/') if c.get('Names') else '?'})" for c in candidates
+            candidates = tuple(
+                ContainerFacts(
+                    id=c["Id"],
+                    name=(c.get("Names") or ["/?"])[0].lstrip("/"),
+                    labels=c.get("Labels") or {},
+                    status=c.get("State", ""),
+                )
+                for c in listed
+                if str(c.get("Id", "")).startswith(ref.lower())
             )
-            raise UsageError(
-                f"'{ref}' is ambiguous: it matches {len(candidates)} containers: {names}. "
-                "Type more characters of the ID, or the name."
-            ) from None
+            raise AmbiguousReference(ref, candidates) from None
 
     def container_facts(self, ref: str) -> ContainerFacts:
         return facts_from_inspect(self.inspect_container(ref))

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, SerializeAsAny
 
 from bot import policy as policy_rules
 from bot.commands import Command, Context, EngineCall, Registry
-from bot.engine import Engine
+from bot.engine import AmbiguousReference, Engine
 from bot.errors import ChatdockError, Conflict, Denied, NotFound, UsageError
 from bot.models import Actor, ContainerFacts, Decision, DryRun, NetworkFacts, Request, Result
 from bot.policy import Policy
@@ -157,7 +157,8 @@ class Pipeline:
 
     # -- the whole path --------------------------------------------------------------------------------
     def triage(self, text: str, actor: Actor, *, source: str = "slack") -> Parsed | Outcome:
-        """The cheap, engine-free part (parse + grant check), for front doors that must answer within 3 s.
+        """The cheap, engine-free part, for front doors that must answer within 3 s: parse, the grant, and for
+        requests that name no existing container the Engine body check (image, ports, limits, never-rules).
 
         Returns the parsed request when it may go ahead, or the final Outcome (usage error or denial, already
         audited) when it may not. Targets, scope and the handler run later in :meth:`handle`.
@@ -165,6 +166,9 @@ class Pipeline:
         try:
             parsed = self.understand(text)
             if self._decide(actor, parsed.request).allowed:
+                if parsed.command.plan is not None and not parsed.request.container_refs():
+                    bare = Context(engine=self.engine, actor=actor, policy=self.policy, registry=self.registry)
+                    self._plan(parsed.command, bare, parsed.request)  # Denied → handle() below says so
                 return parsed
         except Exception:  # usage errors and parser bugs alike: handle() turns them into an Outcome (and logs bugs)
             return self.handle(text, actor, source=source)
@@ -307,6 +311,8 @@ class Pipeline:
                 containers[ref] = self.engine.container_facts(ref)
             except NotFound as exc:
                 missing[ref] = exc.message
+            except AmbiguousReference as exc:
+                raise exc.worded(self._in_scope) from None
         for facts in containers.values():
             scope = policy_rules.container_in_scope(self.policy, facts)
             if not scope.allowed:

@@ -1,0 +1,331 @@
+"""The Slack front door: bolt listeners for ``/docker``, ``/net`` and chatdock's buttons.
+
+Listeners are thin and fast. A slash command is triaged (parse + grant check, no Docker), acknowledged at once
+(an in-channel "running ..." so the typed command stays in the channel's history, or the ephemeral refusal),
+and the Docker work is handed to chatdock's *own* bounded pool, never bolt's listener pool: twenty slow
+``run`` commands in flight must not delay anyone's ack past Slack's 3 s deadline. The worker runs the pipeline
+and delivers the reply through the request's response_url (:mod:`bot.respond`).
+
+A button click is a new request from the *clicker*: acked at once, then in the worker the button's value is
+checked, the pipeline runs ``stop <id>`` (etc.) for the clicker with the state the message showed, and the
+original message is replaced on success ("stopped by @who"); a refusal or a stale button answers only the
+clicker and leaves the message alone.
+
+User groups (for grants by group) come from :class:`GroupDirectory`, refreshed in the background; a request
+never waits for Slack's ``usergroups.list``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import re
+import secrets
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from slack_bolt import Ack, App
+from slack_sdk import WebClient
+
+from bot.config import Settings
+from bot.models import Actor
+from bot.pipeline import Outcome, Parsed, Pipeline, new_request_id
+from bot.redact import redact_words
+from bot.render_blocks import ACTION_ID_PREFIX, SlackMessage, parse_button_value, render_ack, render_message
+from bot.respond import Deliverer, api_error
+
+log = logging.getLogger(__name__)
+
+COMMANDS = {"/docker": "", "/net": "/net "}  # slash command → what goes before its text for the pipeline
+BUTTON_VERBS = {"stop": "stop", "start": "start", "restart": "restart", "rm": "rm", "logs": "logs --tail 50"}
+STATE_CHANGING = frozenset({"stop", "start", "restart", "rm"})
+
+# Words only this front door says (everything else is rendered from an Outcome by bot.render_blocks).
+BUTTON_INVALID = "This button is not valid (it may be from an older chatdock, or altered); nothing was done."
+SHUTTING_DOWN = "chatdock is restarting and did not run this; try again in a minute."
+
+
+def internal_error(request_id: str) -> str:
+    return f"chatdock hit an internal error (request {request_id}); the details are in its log"
+
+
+def _notice(text: str) -> SlackMessage:
+    return SlackMessage(
+        text=text, blocks=[{"type": "section", "text": {"type": "mrkdwn", "text": text}}], response_type="ephemeral"
+    )
+
+
+class GroupDirectory:
+    """Which Slack user groups each user is in, from ``usergroups.list(include_users=True)``.
+
+    Loaded in a background thread at start and every ``interval`` seconds; lookups never block and return
+    ``()`` until the first load finished (so a group grant may not match in the first seconds after start).
+    A failed refresh keeps the previous map.
+    """
+
+    def __init__(self, client: WebClient, *, interval: float = 300.0) -> None:
+        self.client = client
+        self.interval = interval
+        self._members: dict[str, tuple[str, ...]] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.loaded = threading.Event()
+
+    def groups_of(self, user: str) -> tuple[str, ...]:
+        return self._members.get(user, ())
+
+    def refresh(self) -> bool:
+        try:
+            response = self.client.usergroups_list(include_users=True)
+        except Exception as exc:
+            log.warning("could not load Slack user groups (%s); group grants use the previous list", api_error(exc))
+            return False
+        members: dict[str, list[str]] = {}
+        for group in response.get("usergroups") or []:
+            for user in group.get("users") or []:
+                members.setdefault(user, []).append(str(group["id"]))
+        self._members = {user: tuple(groups) for user, groups in members.items()}  # one atomic swap
+        self.loaded.set()
+        return True
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name="chatdock-groups", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self.refresh()
+            self._stop.wait(self.interval)
+
+
+class _Listeners:
+    """What the bolt listeners do; the Docker part always runs on ``executor``."""
+
+    def __init__(
+        self,
+        *,
+        pipeline: Pipeline,
+        executor: ThreadPoolExecutor,
+        deliverer: Deliverer,
+        groups: GroupDirectory | None,
+    ) -> None:
+        self.pipeline = pipeline
+        self.executor = executor
+        self.deliverer = deliverer
+        self.groups = groups
+
+    # -- slash commands --------------------------------------------------------------------------------
+    def on_command(self, ack: Ack, body: dict[str, Any]) -> None:
+        received = time.monotonic()
+        actor = self._actor(
+            user=body.get("user_id", ""),
+            channel=body.get("channel_id", ""),
+            team=body.get("team_id", ""),
+            name=body.get("user_name", ""),
+        )
+        text = COMMANDS.get(str(body.get("command", "")), "") + str(body.get("text", ""))
+        response_url = body.get("response_url") or None
+        if response_url:
+            self.deliverer.response_urls.note(response_url, issued_at=received)
+        request_id = new_request_id()
+        try:
+            triaged: Parsed | Outcome = self.pipeline.triage(text, actor, source="slack")
+            if isinstance(triaged, Outcome):
+                _ack(ack, render_message(triaged))
+                return
+        except Exception:  # triage promises not to raise; the user still gets an answer in time
+            log.exception("request %s: triage failed", request_id)
+            _ack(ack, _notice(internal_error(request_id)))
+            return
+        shown = " ".join(redact_words(triaged.words, self.pipeline.policy.redact))
+        _ack(ack, render_ack(shown, actor.user, request_id))
+        self._submit(
+            self._run_command,
+            text=text,
+            actor=actor,
+            request_id=request_id,
+            response_url=response_url,
+            received=received,
+        )
+
+    def _run_command(
+        self, *, text: str, actor: Actor, request_id: str, response_url: str | None, received: float
+    ) -> None:
+        try:
+            outcome = self.pipeline.handle(text, actor, source="slack", request_id=request_id)
+            message = render_message(outcome)
+        except Exception:
+            log.exception("request %s: rendering failed", request_id)
+            message = _notice(internal_error(request_id))
+        status = self.deliverer.deliver(message, response_url, actor.channel, user=actor.user, issued_at=received)
+        self._record(request_id, actor, status, received)
+
+    # -- buttons ---------------------------------------------------------------------------------------
+    def on_button(self, ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
+        ack()
+        received = time.monotonic()
+        user = body.get("user") or {}
+        container = body.get("container") or {}
+        actor = self._actor(
+            user=str(user.get("id", "")),
+            channel=str((body.get("channel") or {}).get("id") or container.get("channel_id") or ""),
+            team=str((body.get("team") or {}).get("id") or user.get("team_id") or ""),
+            name=str(user.get("username") or user.get("name") or ""),
+        )
+        response_url = body.get("response_url") or None
+        if response_url:
+            self.deliverer.response_urls.note(response_url, issued_at=received)
+        message_ts = container.get("message_ts") or (body.get("message") or {}).get("ts")
+        self._submit(
+            self._run_click,
+            action=action,
+            actor=actor,
+            response_url=response_url,
+            message_ts=message_ts,
+            received=received,
+        )
+
+    def _run_click(
+        self,
+        *,
+        action: Mapping[str, Any],
+        actor: Actor,
+        response_url: str | None,
+        message_ts: str | None,
+        received: float,
+    ) -> None:
+        request_id = new_request_id()
+        try:
+            verb, container_id, state = parse_button_value(str(action.get("value", "")))
+            if str(action.get("action_id", "")) != ACTION_ID_PREFIX + verb or verb not in BUTTON_VERBS:
+                raise ValueError(f"action_id {action.get('action_id')!r} does not match the value's action {verb!r}")
+        except ValueError as exc:
+            log.warning("refused a button click from %s: %s", actor.user, exc)
+            status = self.deliverer.deliver(
+                _notice(BUTTON_INVALID), response_url, actor.channel, user=actor.user, issued_at=received
+            )
+            self._record(request_id, actor, status, received)
+            return
+        changing = verb in STATE_CHANGING
+        try:
+            outcome = self.pipeline.handle(
+                f"{BUTTON_VERBS[verb]} {container_id}",
+                actor,
+                source="button",
+                request_id=request_id,
+                # logs only needs the container to exist; actions need it unchanged since the message was drawn
+                expect_states={container_id: state if changing else ""},
+            )
+            if outcome.ok and changing:
+                message, replace = render_message(outcome, clicked_by=actor.user), True
+            elif outcome.ok:
+                message, replace = render_message(outcome), False  # logs: a new reply in the channel
+            else:
+                message = dataclasses.replace(render_message(outcome), response_type="ephemeral")
+                replace = False  # only the clicker hears why; the message stays as it was
+        except Exception:
+            log.exception("request %s: rendering failed", request_id)
+            message, replace = _notice(internal_error(request_id)), False
+        status = self.deliverer.deliver(
+            message,
+            response_url,
+            actor.channel,
+            replace,
+            user=actor.user,
+            message_ts=message_ts,
+            issued_at=received,
+        )
+        self._record(request_id, actor, status, received)
+
+    # -- helpers ---------------------------------------------------------------------------------------
+    def _actor(self, *, user: str, channel: str, team: str, name: str) -> Actor:
+        groups = self.groups.groups_of(user) if self.groups is not None else ()
+        return Actor(user=user, channel=channel, team=team, name=name, groups=groups)
+
+    def _submit(self, work: Callable[..., None], **kwargs: Any) -> None:
+        def guarded() -> None:
+            try:
+                work(**kwargs)
+            except Exception:  # a worker must never die silently inside a Future
+                log.exception("chatdock worker failed")
+
+        try:
+            self.executor.submit(guarded)
+        except RuntimeError:  # the pool is shut down: chatdock is stopping
+            log.warning("refused work from %s: shutting down", kwargs["actor"].user)
+            self.deliverer.deliver(
+                _notice(SHUTTING_DOWN), kwargs.get("response_url"), kwargs["actor"].channel, user=kwargs["actor"].user
+            )
+
+    @staticmethod
+    def _record(request_id: str, actor: Actor, status: str, received: float) -> None:
+        elapsed = (time.monotonic() - received) * 1000
+        if status.startswith("failed"):
+            log.error(
+                "request %s for %s: reply not delivered (%s) after %.0f ms", request_id, actor.user, status, elapsed
+            )
+        else:
+            log.info("request %s for %s: delivered via %s after %.0f ms", request_id, actor.user, status, elapsed)
+
+
+def _ack(ack: Ack, message: SlackMessage) -> None:
+    ack(text=message.text, blocks=message.blocks or None, response_type=message.response_type)
+
+
+class _QuietTokenNotice(logging.Filter):
+    """bolt warns "As you gave `client` as well, `token` will be unused." whenever SLACK_BOT_TOKEN is in the
+    environment, because it reads that variable itself; chatdock's client already carries the same token."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "`token` will be unused" not in record.getMessage()
+
+
+_QUIET_TOKEN_NOTICE = _QuietTokenNotice()
+
+
+def create_app(
+    *,
+    settings: Settings,
+    pipeline: Pipeline,
+    client: WebClient,
+    executor: ThreadPoolExecutor,
+    deliverer: Deliverer,
+    groups: GroupDirectory | None = None,
+    listener_executor: ThreadPoolExecutor | None = None,
+) -> App:
+    """The bolt App with chatdock's listeners. ``client`` is the WebClient every Web API call goes through."""
+    secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
+    if not secret:
+        # Socket Mode needs no signing secret. An empty one would let anyone sign HTTP requests with the
+        # empty key, so use one nobody knows: every HTTP request then fails verification (401).
+        secret = secrets.token_hex(16)
+    logging.getLogger("slack_bolt.App").addFilter(_QUIET_TOKEN_NOTICE)  # the same object each time: added once
+    app = App(
+        client=client,
+        signing_secret=secret,
+        process_before_response=False,
+        # bolt's default is 5 threads shared by every listener; ours only ack and hand off, but a burst of
+        # requests must still never queue behind each other for their ack.
+        listener_executor=listener_executor or ThreadPoolExecutor(max_workers=32, thread_name_prefix="bolt"),
+    )
+    listeners = _Listeners(pipeline=pipeline, executor=executor, deliverer=deliverer, groups=groups)
+
+    def on_command(ack: Ack, body: dict[str, Any]) -> None:
+        listeners.on_command(ack, body)
+
+    def on_button(ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
+        listeners.on_button(ack, body, action)
+
+    for command in COMMANDS:
+        app.command(command)(on_command)
+    app.action(re.compile("^" + re.escape(ACTION_ID_PREFIX)))(on_button)
+    return app

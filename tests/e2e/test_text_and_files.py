@@ -1,0 +1,76 @@
+"""Text as Slack really delivers it (entities, wrapped links, smart quotes), and output too long for a message."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import docker
+import pytest
+
+from tests.e2e.conftest import CHANNEL, SlackDriver, all_text
+
+pytestmark = pytest.mark.docker
+
+
+def test_slack_escaping_is_undone_before_the_command_runs(slack: SlackDriver, image: str):
+    # typed: run --rm IMAGE echo "<b> & c" 'it's' example.com     (Slack escapes, links and curls the quotes)
+    text = f"run --rm {image} echo “&lt;b&gt; &amp; c” ‘its’ <http://example.com|example.com>"
+
+    sent = slack.command(text)
+    assert sent.response.status_code == 200 and sent.elapsed < 3.0
+    reply = slack.reply(sent)
+
+    shown = all_text(reply)
+    # the container printed what the user typed; Slack sees it escaped again in the reply
+    assert "&lt;b&gt; &amp; c its example.com" in shown, shown
+    assert "http://example.com|" not in shown
+
+
+def test_a_mention_typed_as_text_stays_text(slack: SlackDriver, image: str):
+    sent = slack.command(f"run --rm {image} echo &lt;!channel&gt; hi")
+    shown = all_text(slack.reply(sent))
+    assert "<!channel>" not in shown  # never a real @channel ping
+    assert "&lt;!channel&gt; hi" in shown
+
+
+def test_long_output_is_cut_in_the_message_and_attached_whole_in_a_thread(slack: SlackDriver, image: str):
+    # 900 lines of ~40 characters: far more than a message may hold (about 12,000 characters)
+    loop = "for i in $(seq 1 900); do echo line-$i-abcdefghijklmnopqrstuvwxyz; done"
+    sent = slack.command(f"run --rm {image} sh -c “{loop}”")
+    assert sent.response.status_code == 200 and sent.elapsed < 3.0
+
+    posted = slack.posted("line-900-abcdefghijklmnopqrstuvwxyz", timeout=60)
+    assert posted["channel"] == CHANNEL
+    assert "line-1-abcdefghijklmnopqrstuvwxyz\n" not in all_text(posted["blocks"])  # cut (logs keep the tail)
+    [get_url] = slack.fake.wait_for(lambda: slack.fake.calls_to("files.getUploadURLExternal"), what="an upload URL")
+    [complete] = slack.fake.wait_for(lambda: slack.fake.calls_to("files.completeUploadExternal"), what="completion")
+    assert complete.args["channel_id"] == CHANNEL
+    [post] = [c for c in slack.fake.calls_to("chat.postMessage") if c.args is posted]
+    assert complete.args["thread_ts"] == post.answer["ts"]  # in the reply's thread
+    [uploaded] = slack.fake.uploads.values()
+    assert b"line-1-abcdefghijklmnopqrstuvwxyz\n" in uploaded
+    assert b"line-900-abcdefghijklmnopqrstuvwxyz" in uploaded
+    assert get_url.args["filename"].endswith(".txt")
+    assert slack.fake.posts_to(sent.response_url) == []  # the Web API carried it, to get the thread's ts
+
+
+def test_help_lists_what_this_user_may_run(slack: SlackDriver):
+    viewer = all_text(slack.reply(slack.command("help", user="UVIEW")))
+    admin = all_text(slack.reply(slack.command("help", user="UADMIN")))
+    assert "roles: viewer" in viewer and "\nps [-a]" in viewer
+    assert "\nrun " not in viewer and "\nstop " not in viewer
+    assert "\nrun " in admin
+
+
+def test_net_is_short_for_docker_network(
+    slack: SlackDriver, docker_client: docker.DockerClient, name: Any, created: list[str]
+):
+    net = name("net")
+    created.append(net)
+    slack.reply(slack.command(f"create {net}", command="/net"))
+    listed = all_text(slack.reply(slack.command("ls", command="/net")))
+    assert net in listed
+    removed = slack.reply(slack.command(f"network rm {net}"))
+    assert net in all_text(removed)
+    with pytest.raises(docker.errors.NotFound):
+        docker_client.networks.get(net)
