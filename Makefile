@@ -28,12 +28,13 @@ image:  ## (re)build the test image local/busybox:test
 	$(PYTHON) -m tests.support.image
 
 run:  ## try it out (README's quick start): install, make sure an engine answers (starting dockerd if needed), open the shell
-	@command -v dockerd >/dev/null 2>&1 && command -v docker >/dev/null 2>&1 || \
-		{ apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker.io; }
+	@command -v dockerd >/dev/null 2>&1 && command -v docker >/dev/null 2>&1 && command -v busybox >/dev/null 2>&1 || \
+		{ apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q docker.io busybox-static; }
 	$(PYTHON) -m pip install --quiet -e '.[dev]'
 	@docker info >/dev/null 2>&1 || { \
 		echo "starting dockerd in the background (log: /tmp/chatdock-dockerd.log)"; \
 		nohup dockerd >/tmp/chatdock-dockerd.log 2>&1 & \
 		for _ in $$(seq 60); do docker info >/dev/null 2>&1 && break; sleep 1; done; \
 		docker info >/dev/null 2>&1 || { echo "dockerd did not answer within 60 s; see /tmp/chatdock-dockerd.log" >&2; exit 1; }; }
+	@$(PYTHON) -m tests.support.image >/dev/null && echo "image local/busybox:test is ready (httpd on :80, sh, wget, nslookup)"
 	chatdock shell

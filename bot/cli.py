@@ -37,6 +37,7 @@ def _parser() -> argparse.ArgumentParser:
 
     policy = sub.add_parser("policy", help="policy tools")
     policy_sub = policy.add_subparsers(dest="policy_action", required=True)
+    policy_sub.add_parser("builtin", help="print the built-in policy the shell uses without CHATDOCK_POLICY")
     check = policy_sub.add_parser("check", help="validate a policy file")
     check.add_argument("file", type=Path)
 
@@ -76,6 +77,11 @@ def _shell(args: argparse.Namespace) -> int:
 
 
 def _policy_check(args: argparse.Namespace) -> int:
+    if args.policy_action == "builtin":
+        from bot.policy import BUILTIN_POLICY_TEXT
+
+        print(BUILTIN_POLICY_TEXT, end="")
+        return 0
     from handlers import build_registry
 
     try:
