@@ -146,8 +146,12 @@ class _Listeners:
             log.exception("request %s: triage failed", request_id)
             _ack(ack, _notice(internal_error(request_id)))
             return
-        shown = " ".join(redact_words(triaged.words, self.pipeline.policy.redact))
-        _ack(ack, render_ack(shown, actor.user, request_id))
+        if triaged.command.plan is not None or triaged.command.slow:
+            # mutating or slow: the typed command goes into the channel's history at once
+            shown = " ".join(redact_words(triaged.words, self.pipeline.policy.redact))
+            _ack(ack, render_ack(shown, actor.user, request_id))
+        else:
+            ack()  # a quick read: its in-channel result (naming who asked) follows in a moment
         self._submit(
             self._run_command,
             text=text,

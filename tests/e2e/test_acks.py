@@ -22,7 +22,9 @@ def test_twenty_eight_requests_at_once_are_all_acked_within_a_second(slack: Slac
     assert all(s.response.status_code == 200 for s in sent)
     slowest = max(s.elapsed for s in sent)
     assert slowest < 1.0, sorted(round(s.elapsed, 3) for s in sent)
-    assert all(s.ack["response_type"] == "in_channel" for s in sent)
+    # slow commands are acknowledged in the channel; quick reads with an empty ack (their result is enough)
+    assert all(s.ack["response_type"] == "in_channel" for s in sent[:8])
+    assert all(s.ack == {} for s in sent[8:])
 
     # ... and every request still gets its result
     replies = [slack.reply(s, timeout=60) for s in sent]
