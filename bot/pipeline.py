@@ -189,6 +189,8 @@ class Pipeline:
         started = time.monotonic()
         state: dict[str, Any] = {"shown_text": _safe_echo(text, self.policy)}
         begun = False
+        result: Result | None = None
+        error: ErrorInfo | None = None
         try:
             parsed = self.understand(text)
             state.update(
@@ -220,61 +222,29 @@ class Pipeline:
             )
             begun = True
             if parsed.request.dry_run:
-                result: Result = DryRun(
+                result = DryRun(
                     summary=f"would run `{state['shown_text']}`: {decision.reason}",
                     engine_requests=tuple(state.get("engine_request") or ()),
                 )
             else:
                 result = parsed.command.execute(ctx, parsed.request)
-            outcome = self._outcome(request_id, actor, text, source, started, state, result=result)
         except Denied as exc:
             state["decision"] = Decision(allowed=False, rule=exc.rule, reason=exc.message)
-            outcome = self._outcome(
-                request_id,
-                actor,
-                text,
-                source,
-                started,
-                state,
-                error=ErrorInfo(kind=exc.kind, message=exc.message, rule=exc.rule),
-            )
+            error = ErrorInfo(kind=exc.kind, message=exc.message, rule=exc.rule)
         except UsageError as exc:
             usage = exc.usage
             if usage is None and state.get("command"):
                 usage = self.registry.commands[state["command"]].grammar.usage
-            outcome = self._outcome(
-                request_id,
-                actor,
-                text,
-                source,
-                started,
-                state,
-                error=ErrorInfo(kind=exc.kind, message=exc.message, usage=usage),
-            )
+            error = ErrorInfo(kind=exc.kind, message=exc.message, usage=usage)
         except ChatdockError as exc:
-            outcome = self._outcome(
-                request_id,
-                actor,
-                text,
-                source,
-                started,
-                state,
-                error=ErrorInfo(kind=exc.kind, message=exc.message),
-            )
+            error = ErrorInfo(kind=exc.kind, message=exc.message)
         except Exception:
             log.exception("request %s failed unexpectedly", request_id)
-            outcome = self._outcome(
-                request_id,
-                actor,
-                text,
-                source,
-                started,
-                state,
-                error=ErrorInfo(
-                    kind="internal",
-                    message=f"chatdock hit an internal error (request {request_id}); the details are in its log",
-                ),
+            error = ErrorInfo(
+                kind="internal",
+                message=f"chatdock hit an internal error (request {request_id}); the details are in its log",
             )
+        outcome = self._outcome(request_id, actor, text, source, started, state, result=result, error=error)
         if not begun:
             self.auditor.begin(
                 request_id=request_id,
