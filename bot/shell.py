@@ -51,6 +51,8 @@ def interactive(pipeline: Pipeline, actor: Actor, *, as_json: bool, policy_sourc
         import readline  # noqa: F401  (line editing and history at the prompt)
     print(BANNER)
     print(f"(acting as {actor.user} under the {policy_source})")
+    if not pipeline.engine.ping():
+        print("warning: the Docker engine does not answer (is dockerd running? is DOCKER_HOST right?)")
 
     def prompts() -> Iterable[str]:
         while True:
