@@ -2,7 +2,7 @@
 PYTHON ?= python3
 PYTEST_ARGS ?=
 
-.PHONY: setup lint types test check shell image run
+.PHONY: setup lint types test load check shell image run
 
 setup:  ## install chatdock and its dev tools, editable
 	$(PYTHON) -m pip install -e '.[dev]'
@@ -18,6 +18,9 @@ test:  ## unit and real-engine tests (PYTEST_ARGS="-k stats" to narrow); no test
 	@status=0; $(PYTHON) -m pytest -q $(PYTEST_ARGS) || status=$$?; \
 	if [ $$status -eq 5 ]; then echo "pytest collected no tests: failing" >&2; fi; \
 	exit $$status
+
+load:  ## the load test alone: 500 signed commands from 50 users on the real server and engine (also in `make test`)
+	$(PYTHON) -m pytest -q -m load tests/hardening/test_load.py $(PYTEST_ARGS)
 
 check: lint types test
 

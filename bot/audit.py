@@ -9,7 +9,9 @@ What a row holds (table ``chatdock_audit``): when it started and ended (UTC seco
 channel and user IDs, the source (``slack``, ``button``, ``shell``), the text as shown (already redacted by the
 pipeline, scrubbed again here), the command, the parsed request as JSON, the policy decision and rule, then the
 outcome (``ok`` / ``error`` / ``denied`` / ``usage`` / ``interrupted``; NULL while it runs), a short message
-(result summary or error message), the container and network IDs it affected, and the duration.
+(result summary or error message), the container and network IDs it affected, the duration, and how the reply
+went out (``delivery``: ``response_url``, ``chat.postMessage after ...``, ``ack``, or ``failed: ...``; written by
+the Slack front door with :meth:`AuditStore.record_delivery`, NULL for the shell).
 
 Secrets. Every string written passes :func:`scrub`: token-shaped strings are masked (:func:`bot.redact.redact_text`),
 ``KEY=VALUE`` with a secret-looking KEY (``bot.redact.SECRET_WORDS`` plus the policy's ``redact`` words) becomes
@@ -104,7 +106,7 @@ Run = Callable[[str, Sequence[Any]], list[tuple[Any, ...]]]
 
 _COLUMNS = (
     "id, request_id, instance, started_at, ended_at, team, channel, user_id, source, text, command, request, "
-    "allowed, rule, reason, outcome, message, container_ids, network_ids, duration_ms"
+    "allowed, rule, reason, outcome, message, container_ids, network_ids, duration_ms, delivery"
 )
 
 
@@ -329,8 +331,10 @@ class AuditStore:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._closed = False
+        self._columns = _COLUMNS
         self._connect()
         if readonly:
+            self._columns = self._readable_columns()
             return
         try:
             self._call(self._create_schema, transaction=True)
@@ -364,6 +368,11 @@ class AuditStore:
     def _create_schema(self, run: Run) -> None:
         for statement in self._schema():
             run(statement, ())
+        self._migrate(run)
+
+    def _migrate(self, run: Run) -> None:
+        """Add the columns newer versions write to a log created by an older one (none by default)."""
+        return None
 
     def _call(self, work: Callable[[Run], Any], *, transaction: bool = False) -> Any:
         for attempt in (1, 2):
@@ -374,6 +383,14 @@ class AuditStore:
                 if attempt == 2 or self._closed or not self._reconnect():
                     raise
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _readable_columns(self) -> str:
+        """The columns to read: a log written by an older chatdock has no ``delivery`` column yet."""
+        try:
+            self._call(lambda run: run("SELECT delivery FROM chatdock_audit WHERE 1 = 0", ()))
+        except Exception:
+            return _COLUMNS.replace("delivery", "NULL AS delivery")
+        return _COLUMNS
 
     # -- instances -------------------------------------------------------------------------------------
     def _register(self) -> None:
@@ -555,6 +572,22 @@ class AuditStore:
         except Exception:
             log.exception("audit: could not record the end of request %s", outcome.request_id)
 
+    def record_delivery(self, request_id: str, status: str) -> None:
+        """Note how the reply to ``request_id`` went out (``response_url``, ``chat.postMessage after ...``, ``ack``)
+        or why it did not (``failed: ...``), on this instance's latest row for it. Never raises."""
+        if self.readonly:
+            return
+        try:
+            self._call(
+                lambda run: run(
+                    "UPDATE chatdock_audit SET delivery = ? WHERE id = "
+                    "(SELECT MAX(id) FROM chatdock_audit WHERE request_id = ? AND instance = ?)",
+                    (self._clean(status, MAX_MESSAGE), request_id, self.instance),
+                )
+            )
+        except Exception:
+            log.exception("audit: could not record how the reply to request %s was delivered", request_id)
+
     # -- reading ---------------------------------------------------------------------------------------
     @staticmethod
     def _record(row: Sequence[Any]) -> dict[str, Any]:
@@ -579,6 +612,7 @@ class AuditStore:
             containers,
             networks,
             duration,
+            delivery,
         ) = row
         return {
             "id": int(row_id),
@@ -598,6 +632,7 @@ class AuditStore:
             "container_ids": json.loads(containers or "[]"),
             "network_ids": json.loads(networks or "[]"),
             "duration_ms": None if duration is None else float(duration),
+            "delivery": delivery,
             "instance": instance,
         }
 
@@ -624,7 +659,7 @@ class AuditStore:
         params.append(max(1, min(int(limit), MAX_RECENT)))
         rows = self._call(
             lambda run: run(
-                f"SELECT {_COLUMNS} FROM chatdock_audit WHERE {' AND '.join(where)} "  # noqa: S608 (fixed fragments)
+                f"SELECT {self._columns} FROM chatdock_audit WHERE {' AND '.join(where)} "  # noqa: S608 (fixed fragments)
                 "ORDER BY started_at DESC, id DESC LIMIT ?",
                 tuple(params),
             )
@@ -644,7 +679,7 @@ class AuditStore:
                 where.append("channel = ?")
                 params.append(channel)
             params.append(EXPORT_PAGE)
-            sql = f"SELECT {_COLUMNS} FROM chatdock_audit WHERE {' AND '.join(where)} ORDER BY id LIMIT ?"  # noqa: S608
+            sql = f"SELECT {self._columns} FROM chatdock_audit WHERE {' AND '.join(where)} ORDER BY id LIMIT ?"  # noqa: S608
             page: tuple[Any, ...] = tuple(params)
             rows: list[tuple[Any, ...]] = self._call(partial(_run_with, sql, page))
             for row in rows:
@@ -752,6 +787,11 @@ class SqliteAudit(AuditStore):
     def _schema(self) -> list[str]:
         return _schema("INTEGER PRIMARY KEY AUTOINCREMENT", "REAL", "INTEGER")
 
+    def _migrate(self, run: Run) -> None:
+        columns = {str(row[1]) for row in run(f"PRAGMA table_info({TABLE})", ())}
+        if "delivery" not in columns:
+            run(f"ALTER TABLE {TABLE} ADD COLUMN delivery TEXT", ())
+
     def integrity_check(self) -> str:
         rows = self._call(lambda run: run("PRAGMA integrity_check", ()))
         return "; ".join(str(row[0]) for row in rows)
@@ -779,11 +819,13 @@ def _schema(primary_key: str, real: str, boolean: str) -> list[str]:
             message TEXT NOT NULL DEFAULT '',
             container_ids TEXT NOT NULL DEFAULT '[]',
             network_ids TEXT NOT NULL DEFAULT '[]',
-            duration_ms {real}
+            duration_ms {real},
+            delivery TEXT
         )""",
         f"CREATE INDEX IF NOT EXISTS {TABLE}_channel ON {TABLE} (channel, started_at)",
         f"CREATE INDEX IF NOT EXISTS {TABLE}_started ON {TABLE} (started_at)",
         f"CREATE INDEX IF NOT EXISTS {TABLE}_pending ON {TABLE} (instance) WHERE outcome IS NULL",
+        f"CREATE INDEX IF NOT EXISTS {TABLE}_request ON {TABLE} (request_id)",
         f"""CREATE TABLE IF NOT EXISTS {INSTANCES} (
             instance TEXT PRIMARY KEY,
             machine TEXT NOT NULL DEFAULT '',
@@ -866,6 +908,7 @@ class PostgresAudit(AuditStore):
         return [
             "SELECT pg_advisory_xact_lock(hashtext('chatdock_audit_schema'))",
             *_schema("BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY", "DOUBLE PRECISION", "BOOLEAN"),
+            f"ALTER TABLE {TABLE} ADD COLUMN IF NOT EXISTS delivery TEXT",  # logs created before the column
         ]
 
 

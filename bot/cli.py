@@ -127,6 +127,9 @@ def main(argv: list[str] | None = None) -> int:
         level=os.environ.get("CHATDOCK_LOG_LEVEL", "INFO" if args.action == "serve" else "WARNING"),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # httpx logs every request at INFO with its whole URL: for a response_url that is a bearer capability
+    # (bot.respond logs them shortened), and a log line per reply. Its warnings still show.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     if args.action == "shell":
         return _shell(args)
     if args.action == "policy":

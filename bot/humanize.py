@@ -318,6 +318,8 @@ def _go_quote(text: str) -> str:
         '"': r"\"",
         "\\": r"\\",
     }
+    if text.isprintable() and '"' not in text and "\\" not in text:
+        return f'"{text}"'  # nothing to escape (the usual case)
     out = []
     for ch in text:
         code = ord(ch)
@@ -345,6 +347,8 @@ def _ellipsis(text: str, width: int) -> str:
         return ""
     if width == 1:
         return text[:1]
+    if text.isascii():  # one column per character: the loop below, in one step
+        return text if len(text) <= width else text[: width - 1] + "…"
     ends: list[int] = []
     total = 0
     for ch in text:
@@ -446,12 +450,19 @@ def parse_cpus(text: str) -> int:
 # ------------------------------------------------------------------------------------------ tables
 
 _MIN_WIDTH = 10
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
 _PADDING = 3
 
 
 def _display_width(text: str) -> int:
     """Terminal columns of a cell, as go-runewidth counts them for docker's tabwriter."""
-    return sum(0 if unicodedata.combining(ch) else _char_width(ch) for ch in text)
+    width = len(text)  # one column each; only non-ASCII characters can be combining (0) or wide (2)
+    for ch in _NON_ASCII.findall(text):
+        if unicodedata.combining(ch):
+            width -= 1
+        elif _char_width(ch) == 2:
+            width += 1
+    return width
 
 
 def table(headers: list[str], rows: list[list[str]]) -> str:

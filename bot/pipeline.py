@@ -78,7 +78,8 @@ class Outcome(BaseModel):
 
 
 class Auditor(Protocol):
-    """Where requests are recorded: ``begin`` before the handler runs, ``end`` after."""
+    """Where requests are recorded: ``begin`` before the handler runs, ``end`` after. An auditor may also have
+    ``record_delivery(request_id, status)`` (see :meth:`Pipeline.record_delivery`); it is optional."""
 
     def begin(
         self,
@@ -257,6 +258,44 @@ class Pipeline:
             )
         self.auditor.end(outcome)
         return outcome
+
+    def refuse(
+        self, text: str, actor: Actor, *, source: str, rule: str, message: str, request_id: str | None = None
+    ) -> Outcome:
+        """Audit a request refused before it could even be understood (an altered button), as ``denied``."""
+        request_id = request_id or new_request_id()
+        decision = Decision(allowed=False, rule=rule, reason=message)
+        outcome = Outcome(
+            request_id=request_id,
+            ok=False,
+            text=text,
+            shown_text=redact_text(text[:300]),
+            actor=actor,
+            decision=decision,
+            error=ErrorInfo(kind="denied", message=message, rule=rule),
+            source=source,
+        )
+        self.auditor.begin(
+            request_id=request_id,
+            actor=actor,
+            text=outcome.shown_text,
+            source=source,
+            command=None,
+            request=None,
+            decision=decision,
+        )
+        self.auditor.end(outcome)
+        return outcome
+
+    def record_delivery(self, request_id: str, status: str) -> None:
+        """Note how the reply to ``request_id`` went out, if the auditor keeps that (an AuditStore does)."""
+        record = getattr(self.auditor, "record_delivery", None)
+        if record is None:
+            return
+        try:
+            record(request_id, status)
+        except Exception:
+            log.exception("request %s: could not record its delivery (%s)", request_id, status)
 
     # -- steps -----------------------------------------------------------------------------------------
     def _decide(self, actor: Actor, request: Request) -> Decision:

@@ -417,9 +417,15 @@ def _state(view: ContainerView, *, removed: bool = False) -> str:
     return "removed" if removed else view.state.lower()
 
 
+def _has_buttons(view: ContainerView, state: str) -> bool:
+    """Whether :func:`_buttons` gives ``view`` any (without building them: a list may hold hundreds)."""
+    # a button must carry a full ID and a real state, or its click would be refused
+    return bool(STATE_BUTTONS.get(state)) and state in DOCKER_STATES and bool(_HEX64.fullmatch(view.id))
+
+
 def _buttons(view: ContainerView, state: str) -> list[ButtonElement]:
-    if not _HEX64.fullmatch(view.id) or state not in DOCKER_STATES:
-        return []  # a button must carry a full ID and a real state, or its click would be refused
+    if not _has_buttons(view, state):
+        return []
     name = _clip(view.name or view.id[:12], 60)
     buttons = []
     for action in STATE_BUTTONS.get(state, ()):
@@ -505,7 +511,7 @@ def _container_list(msg: _Message, result: ContainerList) -> str:
         msg.code(text, reserve=3500, max_sections=2)
     if result.hidden_out_of_scope:
         msg.context(escape(wording.hidden_note(result.hidden_out_of_scope)), stem="hidden")
-    actionable = [c for c in result.containers if _buttons(c, _state(c))]
+    actionable = [c for c in result.containers if _has_buttons(c, _state(c))]
     shown = 0
     for view in actionable[:PS_BUTTON_ROWS]:
         if msg.blocks_left < 4:

@@ -41,7 +41,7 @@ from bot.engine import Engine
 from bot.pipeline import Auditor, Pipeline
 from bot.policy import PolicyError
 from bot.respond import Deliverer, ResponseUrlClient, api_error
-from bot.slack_app import GroupDirectory, create_app
+from bot.slack_app import AckFirst, GroupDirectory, create_app
 from bot.wiring import build_pipeline, build_web_client, load_policy
 
 if TYPE_CHECKING:
@@ -53,6 +53,7 @@ log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
 HEALTH_PATH = "/healthz"
+_TIMESTAMP = re.compile(r"[0-9]{1,12}")  # X-Slack-Request-Timestamp: seconds since the epoch
 MAX_BODY = 1024 * 1024  # a block_actions payload carries the whole message; 1 MiB is far above any of them
 
 
@@ -182,8 +183,11 @@ class Health:
         return (200 if engine_ok else 503), {"engine": engine_ok, "slack_client": slack_ok}
 
 
-def make_wsgi(*, health: Health, slack: SlackRequestHandler | None) -> WSGIApplication:
-    """``POST /slack/events`` → bolt (when serving HTTP), ``GET /healthz`` → health; anything else 404."""
+def make_wsgi(
+    *, health: Health, slack: SlackRequestHandler | None, ack_first: AckFirst | None = None
+) -> WSGIApplication:
+    """``POST /slack/events`` → bolt (when serving HTTP), ``GET /healthz`` → health; anything else 404.
+    Slack's requests are marked as being answered in ``ack_first``, so queued Docker work waits for them."""
 
     def application(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
@@ -203,7 +207,15 @@ def make_wsgi(*, health: Health, slack: SlackRequestHandler | None) -> WSGIAppli
         if path == EVENTS_PATH and slack is not None:
             if method != "POST":
                 return _plain(start_response, "405 Method Not Allowed", b"POST only\n", [("Allow", "POST")])
-            return slack(environ, start_response)
+            timestamp = environ.get("HTTP_X_SLACK_REQUEST_TIMESTAMP")
+            if timestamp is not None and not _TIMESTAMP.fullmatch(timestamp):
+                # slack_sdk's verifier raises on "abc", "1.5" or 400 digits: bolt would answer 500 and log a
+                # stack trace for every such unsigned request. It is just another request Slack did not sign.
+                return _plain(start_response, "401 Unauthorized", b"invalid request\n")
+            if ack_first is None:
+                return slack(environ, start_response)
+            with ack_first.answering():
+                return slack(environ, start_response)  # bolt's answer is a list: complete when returned
         return _plain(start_response, "404 Not Found", b"Not Found\n")
 
     return application
@@ -367,6 +379,7 @@ def build_server(
     listener_executor = ThreadPoolExecutor(max_workers=32, thread_name_prefix="bolt")
     deliverer = Deliverer(client=client, response_urls=ResponseUrlClient())
     groups = GroupDirectory(client)
+    ack_first = AckFirst()
     app = create_app(
         settings=settings,
         pipeline=pipeline,
@@ -375,6 +388,7 @@ def build_server(
         deliverer=deliverer,
         groups=groups,
         listener_executor=listener_executor,
+        ack_first=ack_first,
     )
     probe = SlackProbe(client)
     socket_handler = None
@@ -388,7 +402,11 @@ def build_server(
         slack=probe,
         socket_connected=socket_handler.client.is_connected if socket_handler is not None else None,
     )
-    wsgi = make_wsgi(health=health, slack=None if socket_mode else SlackRequestHandler(app, path=EVENTS_PATH))
+    wsgi = make_wsgi(
+        health=health,
+        slack=None if socket_mode else SlackRequestHandler(app, path=EVENTS_PATH),
+        ack_first=ack_first,
+    )
     http = waitress.create_server(
         wsgi,
         host=host,

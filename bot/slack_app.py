@@ -13,6 +13,10 @@ clicker and leaves the message alone.
 
 User groups (for grants by group) come from :class:`GroupDirectory`, refreshed in the background; a request
 never waits for Slack's ``usergroups.list``.
+
+Acknowledgements go first (:class:`AckFirst`): Slack's deadline is on the ack (3 s), the reply has 30 minutes.
+Under a burst, workers hold the Docker work of earlier requests back while later ones are still being
+acknowledged (at most ``max_delay``), instead of competing with them for the interpreter and the CPUs.
 """
 
 from __future__ import annotations
@@ -23,8 +27,9 @@ import re
 import secrets
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Any
 
 from slack_bolt import Ack, App
@@ -34,7 +39,14 @@ from bot.config import Settings
 from bot.models import Actor
 from bot.pipeline import Outcome, Parsed, Pipeline, new_request_id
 from bot.redact import redact_words
-from bot.render_blocks import ACTION_ID_PREFIX, SlackMessage, parse_button_value, render_ack, render_message
+from bot.render_blocks import (
+    ACTION_ID_PREFIX,
+    STATE_BUTTONS,
+    SlackMessage,
+    parse_button_value,
+    render_ack,
+    render_message,
+)
 from bot.respond import Deliverer, api_error
 
 log = logging.getLogger(__name__)
@@ -107,6 +119,64 @@ class GroupDirectory:
             self._stop.wait(self.interval)
 
 
+class AckFirst:
+    """Lets Slack requests being acknowledged go before the Docker work of earlier ones.
+
+    The HTTP front door wraps each request in :meth:`answering`. A job takes a :meth:`ticket` when its request
+    hands it over, and its worker calls :meth:`wait` before starting: it goes ahead at once when no other
+    request came in since (a quiet channel, Socket Mode), else once no request has been in progress for
+    ``quiet`` seconds, or ``max_delay`` seconds after its own request arrived, whichever comes first (so a
+    steady stream of requests delays a reply by at most ``max_delay``, never starves it). With one interpreter
+    and a few CPUs, work that runs while acks are due only delays them: done afterwards it takes no longer.
+    """
+
+    def __init__(self, *, quiet: float = 0.02, max_delay: float = 1.0) -> None:
+        self.quiet = quiet
+        self.max_delay = max_delay
+        self._answering = 0
+        self._answered = 0
+        self._last_answered = -float("inf")
+        self._changed = threading.Condition(threading.Lock())
+
+    @contextmanager
+    def answering(self) -> Iterator[None]:
+        with self._changed:
+            self._answering += 1
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._answering -= 1
+                self._answered += 1
+                self._last_answered = time.monotonic()
+                if not self._answering:
+                    self._changed.notify_all()
+
+    def ticket(self) -> int:
+        """Taken while the job's own request is being answered: how many requests were answered before it."""
+        with self._changed:
+            return self._answered
+
+    def wait(self, since: float, ticket: int) -> None:
+        """Return when no request is being answered (for ``quiet`` s, if others came after the job's own), or at
+        ``since + max_delay``."""
+        deadline = since + self.max_delay
+        with self._changed:
+            while True:
+                now = time.monotonic()
+                if now >= deadline:
+                    return
+                if self._answering:  # (its own request, finishing its ack, counts too: it goes first)
+                    self._changed.wait(deadline - now)
+                    continue
+                if self._answered - ticket <= 1:
+                    return  # nothing but its own request came in: no burst to make way for
+                idle = now - self._last_answered
+                if idle >= self.quiet:
+                    return
+                self._changed.wait(min(self.quiet - idle, deadline - now))
+
+
 class _Listeners:
     """What the bolt listeners do; the Docker part always runs on ``executor``."""
 
@@ -117,11 +187,13 @@ class _Listeners:
         executor: ThreadPoolExecutor,
         deliverer: Deliverer,
         groups: GroupDirectory | None,
+        ack_first: AckFirst | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.executor = executor
         self.deliverer = deliverer
         self.groups = groups
+        self.ack_first = ack_first
 
     # -- slash commands --------------------------------------------------------------------------------
     def on_command(self, ack: Ack, body: dict[str, Any]) -> None:
@@ -141,6 +213,7 @@ class _Listeners:
             triaged: Parsed | Outcome = self.pipeline.triage(text, actor, source="slack")
             if isinstance(triaged, Outcome):
                 _ack(ack, render_message(triaged))
+                self.pipeline.record_delivery(triaged.request_id, "ack")
                 return
         except Exception:  # triage promises not to raise; the user still gets an answer in time
             log.exception("request %s: triage failed", request_id)
@@ -212,10 +285,24 @@ class _Listeners:
             verb, container_id, state = parse_button_value(str(action.get("value", "")))
             if str(action.get("action_id", "")) != ACTION_ID_PREFIX + verb or verb not in BUTTON_VERBS:
                 raise ValueError(f"action_id {action.get('action_id')!r} does not match the value's action {verb!r}")
+            if verb not in STATE_BUTTONS.get(state, ()):  # chatdock never draws this button for that state
+                raise ValueError(f"no {verb!r} button is offered for a {state} container")
         except ValueError as exc:
             log.warning("refused a button click from %s: %s", actor.user, exc)
+            self.pipeline.refuse(
+                f"button {str(action.get('action_id', ''))[:80]} {str(action.get('value', ''))[:200]}",
+                actor,
+                source="button",
+                rule="button-value",
+                message=f"{BUTTON_INVALID} ({exc})",
+                request_id=request_id,
+            )
             status = self.deliverer.deliver(
-                _notice(BUTTON_INVALID), response_url, actor.channel, user=actor.user, issued_at=received
+                _notice(f"{BUTTON_INVALID} (request {request_id})"),
+                response_url,
+                actor.channel,
+                user=actor.user,
+                issued_at=received,
             )
             self._record(request_id, actor, status, received)
             return
@@ -256,8 +343,13 @@ class _Listeners:
         return Actor(user=user, channel=channel, team=team, name=name, groups=groups)
 
     def _submit(self, work: Callable[..., None], **kwargs: Any) -> None:
+        ack_first = self.ack_first
+        ticket = ack_first.ticket() if ack_first is not None else 0
+
         def guarded() -> None:
             try:
+                if ack_first is not None:
+                    ack_first.wait(since=kwargs.get("received", time.monotonic()), ticket=ticket)
                 work(**kwargs)
             except Exception:  # a worker must never die silently inside a Future
                 log.exception("chatdock worker failed")
@@ -270,8 +362,8 @@ class _Listeners:
                 _notice(SHUTTING_DOWN), kwargs.get("response_url"), kwargs["actor"].channel, user=kwargs["actor"].user
             )
 
-    @staticmethod
-    def _record(request_id: str, actor: Actor, status: str, received: float) -> None:
+    def _record(self, request_id: str, actor: Actor, status: str, received: float) -> None:
+        self.pipeline.record_delivery(request_id, status)  # in the request's audit entry, failures included
         elapsed = (time.monotonic() - received) * 1000
         if status.startswith("failed"):
             log.error(
@@ -305,8 +397,10 @@ def create_app(
     deliverer: Deliverer,
     groups: GroupDirectory | None = None,
     listener_executor: ThreadPoolExecutor | None = None,
+    ack_first: AckFirst | None = None,
 ) -> App:
-    """The bolt App with chatdock's listeners. ``client`` is the WebClient every Web API call goes through."""
+    """The bolt App with chatdock's listeners. ``client`` is the WebClient every Web API call goes through;
+    ``ack_first`` is the front door's (HTTP wraps each request in :meth:`AckFirst.answering`)."""
     secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
     if not secret:
         # Socket Mode needs no signing secret. An empty one would let anyone sign HTTP requests with the
@@ -316,12 +410,17 @@ def create_app(
     app = App(
         client=client,
         signing_secret=secret,
-        process_before_response=False,
-        # bolt's default is 5 threads shared by every listener; ours only ack and hand off, but a burst of
-        # requests must still never queue behind each other for their ack.
+        # Our listeners only triage (no Docker, no Slack call) and hand the work to ``executor``, so they run in
+        # the request's own thread and the ack goes out the moment they return. With False, bolt would run them
+        # on ``listener_executor`` while the request thread polls for the ack every 10 ms: a hand-off and up
+        # to 10 ms per request, and a server thread held idle meanwhile (under a burst, requests queue behind it).
+        process_before_response=True,
+        # only bolt's lazy listeners (chatdock has none) would use it; bolt's own default is 5 threads
         listener_executor=listener_executor or ThreadPoolExecutor(max_workers=32, thread_name_prefix="bolt"),
     )
-    listeners = _Listeners(pipeline=pipeline, executor=executor, deliverer=deliverer, groups=groups)
+    listeners = _Listeners(
+        pipeline=pipeline, executor=executor, deliverer=deliverer, groups=groups, ack_first=ack_first
+    )
 
     def on_command(ack: Ack, body: dict[str, Any]) -> None:
         listeners.on_command(ack, body)

@@ -6,6 +6,9 @@ import logging
 
 from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
+from slack_sdk.http_retry.request import HttpRequest
+from slack_sdk.http_retry.response import HttpResponse
+from slack_sdk.http_retry.state import RetryState
 
 from bot.audit import AuditError, AuditStore, open_audit
 from bot.config import Settings
@@ -61,13 +64,46 @@ def build_pipeline(settings: Settings, policy: Policy, *, auditor: Auditor | Non
     )
 
 
+MAX_RETRY_AFTER = 10.0  # seconds a worker may wait out a Web API 429 (as for response_urls, bot.respond)
+
+
+class BoundedRateLimitRetry(RateLimitErrorRetryHandler):
+    """slack_sdk's 429 retry, but only when ``Retry-After`` is at most ``max_wait`` seconds: the stock handler
+    sleeps whatever Slack asks (an hour blocks a worker for an hour). A longer or unreadable wait is not
+    retried; the call fails with ``ratelimited`` and the reply is reported (and audited) as not delivered."""
+
+    def __init__(self, *, max_retry_count: int = 2, max_wait: float = MAX_RETRY_AFTER) -> None:
+        super().__init__(max_retry_count=max_retry_count)
+        self.max_wait = max_wait
+
+    def _can_retry(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
+        if response is None or response.status_code != 429:
+            return False
+        values = next((v for k, v in response.headers.items() if k.lower() == "retry-after"), None)
+        if not values:
+            return True  # no header: the stock handler waits about a second
+        try:
+            wait = int(values[0])
+        except (TypeError, ValueError):
+            return False
+        return 0 <= wait <= self.max_wait
+
+
 def build_web_client(settings: Settings) -> WebClient:
-    """The one Slack Web API client: ``SLACK_API_URL`` (tests point it at a local fake), 429s honoured twice."""
+    """The one Slack Web API client: ``SLACK_API_URL`` (tests point it at a local fake), 429s honoured twice
+    when Slack asks for at most 10 s."""
     base_url = settings.slack_api_url if settings.slack_api_url.endswith("/") else settings.slack_api_url + "/"
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
     return WebClient(
         token=token,
         base_url=base_url,
         timeout=15,
-        retry_handlers=[ConnectionErrorRetryHandler(), RateLimitErrorRetryHandler(max_retry_count=2)],
+        retry_handlers=[ConnectionErrorRetryHandler(), BoundedRateLimitRetry(max_retry_count=2)],
     )

@@ -18,9 +18,13 @@ from tests.hardening.tally import TALLY
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    if TALLY.tried or TALLY.cli_tried:
+    slack_lines = TALLY.slack_lines()
+    if TALLY.tried or TALLY.cli_tried or slack_lines:
         terminalreporter.write_sep("-", "chatdock hardening")
-        terminalreporter.write_line(TALLY.line())
+        if TALLY.tried or TALLY.cli_tried:
+            terminalreporter.write_line(TALLY.line())
+        for line in slack_lines:
+            terminalreporter.write_line(line)
         if TALLY.kinds:
             terminalreporter.write_line("by kind: " + ", ".join(f"{k}={v}" for k, v in sorted(TALLY.kinds.items())))
         if TALLY.rules:

@@ -6,6 +6,9 @@
 - ``/upload/<file id>``: the upload step of ``files_upload_v2``; the bytes are recorded.
 - ``/response/<id>``: response_urls; every POSTed JSON body is recorded. Tests can queue answers per URL
   (``fail_response_url``) to see how chatdock copes.
+- Broken Slack: :meth:`FakeSlack.queue_api` and :meth:`FakeSlack.queue_response_url` queue :class:`Answer` s
+  (any status, body and headers, optionally after a delay) for the next calls to a Web API method or a
+  response_url; ``arrivals`` records when each request came in.
 
 Tests assert on what arrived by polling (:meth:`FakeSlack.wait_for`), since replies are sent from worker threads.
 """
@@ -32,6 +35,18 @@ class ApiCall:
     args: dict[str, Any]
     authorized: bool
     answer: dict[str, Any] = field(default_factory=dict)
+    status: int = 200
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One queued answer: status, body (a dict goes out as JSON; None: the usual answer), headers, and how
+    many seconds to wait before answering (a slow Slack; the client may give up first)."""
+
+    status: int = 200
+    body: dict[str, Any] | str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
 
 
 @dataclass
@@ -42,7 +57,11 @@ class FakeSlack:
     calls: list[ApiCall] = field(default_factory=list)
     posts: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     uploads: dict[str, bytes] = field(default_factory=dict)
-    _answers: dict[str, list[tuple[int, str, dict[str, str]]]] = field(default_factory=dict)
+    _answers: dict[str, list[tuple[int, str, dict[str, str]] | Answer]] = field(default_factory=dict)
+    _api_answers: dict[str, list[Answer]] = field(default_factory=dict)
+    arrivals: list[tuple[float, str]] = field(default_factory=list)  # (time.monotonic(), path) of every request
+    answered: dict[str, list[int]] = field(default_factory=dict)  # response_url path → the status of each answer
+    port: int = 0  # 0: any free port
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _ts: Any = field(default_factory=lambda: itertools.count(1))
 
@@ -62,7 +81,7 @@ class FakeSlack:
                 length = int(self.headers.get("Content-Length") or 0)
                 fake._handle(self, self.rfile.read(length))
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self._thread.start()
@@ -101,6 +120,21 @@ class FakeSlack:
                 for a in answers
             )
 
+    def answers_to(self, url: str) -> list[int]:
+        """The HTTP status of each answer given to POSTs to ``url`` (200: Slack took the message)."""
+        with self._lock:
+            return list(self.answered.get(urlsplit(url).path, []))
+
+    def queue_response_url(self, url: str, *answers: Answer) -> None:
+        """Queue answers for the next POSTs to ``url`` (after them: 200 ok)."""
+        with self._lock:
+            self._answers.setdefault(urlsplit(url).path, []).extend(answers)
+
+    def queue_api(self, method: str, *answers: Answer) -> None:
+        """Queue answers for the next calls to Web API ``method`` (after them: the usual answers)."""
+        with self._lock:
+            self._api_answers.setdefault(method, []).extend(answers)
+
     def wait_for(self, probe: Callable[[], T], *, timeout: float = 30.0, what: str = "a Slack post") -> T:
         """Poll ``probe`` until it returns something truthy."""
         deadline = time.monotonic() + timeout
@@ -122,6 +156,8 @@ class FakeSlack:
     # -- serving ---------------------------------------------------------------------------------------
     def _handle(self, request: BaseHTTPRequestHandler, body: bytes) -> None:
         path = urlsplit(request.path).path
+        with self._lock:
+            self.arrivals.append((time.monotonic(), path))
         if path.startswith("/response/"):
             self._response_url(request, path, body)
         elif path.startswith("/upload/"):
@@ -137,7 +173,13 @@ class FakeSlack:
         with self._lock:
             self.posts.setdefault(path, []).append(json.loads(body or b"{}"))
             queued = self._answers.get(path)
-            status, text, headers = queued.pop(0) if queued else (200, "ok", {})
+            answer = queued.pop(0) if queued else (200, "ok", {})
+            self.answered.setdefault(path, []).append(answer.status if isinstance(answer, Answer) else answer[0])
+        if isinstance(answer, Answer):
+            body = answer.body if answer.body is not None else "ok"
+            self._late(request, answer, body if isinstance(body, str) else json.dumps(body))
+            return
+        status, text, headers = answer
         self._send(request, status, text, "text/plain", headers)
 
     def _api(self, request: BaseHTTPRequestHandler, method: str, body: bytes) -> None:
@@ -148,10 +190,37 @@ class FakeSlack:
         elif body:
             args.update({k: v[0] for k, v in parse_qs(body.decode()).items()})
         authorized = request.headers.get("Authorization") == f"Bearer {self.token}"
+        with self._lock:
+            queued = self._api_answers.get(method)
+            broken = queued.pop(0) if queued and authorized else None
+        if broken is not None:
+            body = self._answer(method, args) if broken.body is None else broken.body
+            with self._lock:
+                self.calls.append(
+                    ApiCall(
+                        method=method,
+                        args=args,
+                        authorized=authorized,
+                        answer=body if isinstance(body, dict) else {"raw": body},
+                        status=broken.status,
+                    )
+                )
+            self._late(request, broken, body if isinstance(body, str) else json.dumps(body))
+            return
         answer = self._answer(method, args) if authorized else {"ok": False, "error": "invalid_auth"}
         with self._lock:
             self.calls.append(ApiCall(method=method, args=args, authorized=authorized, answer=answer))
         self._json(request, answer)
+
+    def _late(self, request: BaseHTTPRequestHandler, answer: Answer, text: str) -> None:
+        """Send a queued answer, after its delay; a client that gave up meanwhile is no error."""
+        if answer.delay:
+            time.sleep(answer.delay)
+        content_type = "application/json" if text.startswith("{") else "text/plain"
+        try:
+            self._send(request, answer.status, text, content_type, answer.headers)
+        except (BrokenPipeError, ConnectionResetError):
+            request.close_connection = True
 
     def _answer(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
         if method == "auth.test":
