@@ -27,6 +27,7 @@ import re
 import secrets
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -58,6 +59,7 @@ STATE_CHANGING = frozenset({"stop", "start", "restart", "rm"})
 # Words only this front door says (everything else is rendered from an Outcome by bot.render_blocks).
 BUTTON_INVALID = "This button is not valid (it may be from an older chatdock, or altered); nothing was done."
 SHUTTING_DOWN = "chatdock is restarting and did not run this; try again in a minute."
+REPLAYED = "This exact request was already received once (a replay); nothing was done."
 
 
 def internal_error(request_id: str) -> str:
@@ -177,6 +179,35 @@ class AckFirst:
                 self._changed.wait(min(self.quiet - idle, deadline - now))
 
 
+class ReplayGuard:
+    """Remembers the ``trigger_id`` of every request for ``ttl`` seconds. Slack never retries slash commands or
+    clicks, and a signature stays valid for 5 minutes, so a trigger seen twice is a replay: without this, a
+    captured ``/docker run -d IMAGE`` re-sent within the window would start a second container. (Per process:
+    replicas behind a load balancer each keep their own.)"""
+
+    def __init__(self, *, ttl: float = 600.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl = ttl
+        self._clock = clock
+        self._seen: OrderedDict[str, float] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def first_time(self, trigger_id: str) -> bool:
+        """True the first time ``trigger_id`` is seen (and for requests without one)."""
+        if not trigger_id:
+            return True
+        now = self._clock()
+        with self._lock:
+            while self._seen:
+                oldest, seen_at = next(iter(self._seen.items()))
+                if now - seen_at < self.ttl:
+                    break
+                del self._seen[oldest]
+            if trigger_id in self._seen:
+                return False
+            self._seen[trigger_id] = now
+            return True
+
+
 class _Listeners:
     """What the bolt listeners do; the Docker part always runs on ``executor``."""
 
@@ -193,6 +224,7 @@ class _Listeners:
         self.executor = executor
         self.deliverer = deliverer
         self.groups = groups
+        self.replays = ReplayGuard()
         self.ack_first = ack_first
 
     # -- slash commands --------------------------------------------------------------------------------
@@ -205,6 +237,10 @@ class _Listeners:
             name=body.get("user_name", ""),
         )
         text = COMMANDS.get(str(body.get("command", "")), "") + str(body.get("text", ""))
+        if not self.replays.first_time(str(body.get("trigger_id") or "")):
+            log.warning("refused a replayed slash command from %s (trigger seen before)", actor.user)
+            _ack(ack, _notice(REPLAYED))
+            return
         response_url = body.get("response_url") or None
         if response_url:
             self.deliverer.response_urls.note(response_url, issued_at=received)
@@ -248,6 +284,10 @@ class _Listeners:
 
     # -- buttons ---------------------------------------------------------------------------------------
     def on_button(self, ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
+        if not self.replays.first_time(str(body.get("trigger_id") or "")):
+            log.warning("refused a replayed click (trigger seen before)")
+            ack()
+            return
         ack()
         received = time.monotonic()
         user = body.get("user") or {}

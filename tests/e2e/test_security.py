@@ -12,7 +12,7 @@ import docker
 import pytest
 
 from bot.serve import Server
-from tests.e2e.conftest import SlackDriver, all_text
+from tests.e2e.conftest import CHANNEL, SlackDriver, all_text
 
 pytestmark = pytest.mark.docker
 
@@ -187,3 +187,28 @@ def test_buttons_on_a_removed_container_say_so(
 def test_signed_requests_to_other_paths_are_not_served(serve: Server, slack: SlackDriver):
     assert slack.http.get("/slack/events").status_code == 405
     assert slack.http.post("/anything", content=b"x").status_code == 404
+
+
+def test_a_signed_command_replayed_within_five_minutes_runs_once(
+    slack: SlackDriver, image: str, name: Any, docker_client: Any
+) -> None:
+    """Slack never retries a slash command, so the same trigger_id twice is a captured request sent again."""
+    label = f"cdt.replay={name('replay')}"
+    response_url = slack.fake.new_response_url()
+    form = slack.command_form(
+        f"run -d -l {label} {image}", user="UADMIN", command="/docker", channel=CHANNEL, response_url=response_url
+    )
+    body = urlencode(form)
+
+    first = slack.post(body, slack.signed_headers(body), response_url)
+    replayed = slack.post(body, slack.signed_headers(body), response_url)  # fresh, valid signature
+
+    assert first.response.status_code == 200 and replayed.response.status_code == 200
+    assert "already received" in all_text(replayed.ack)
+    slack.reply(first)
+    made = docker_client.containers.list(all=True, filters={"label": label})
+    try:
+        assert len(made) == 1
+    finally:
+        for container in made:
+            container.remove(force=True)
