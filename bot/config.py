@@ -20,7 +20,10 @@ class Settings(BaseSettings):
     run_timeout: float = Field(default=60.0, gt=0, le=3600, description="how long a foreground run is awaited")
     exec_timeout: float = Field(default=30.0, gt=0, le=3600, description="how long exec is awaited")
     docker_timeout: float = Field(default=30.0, gt=0, le=600, description="per-call Engine API timeout")
-    workers: int = Field(default=32, ge=1, le=256, description="threads doing Docker work for Slack requests")
+    workers: int = Field(default=32, ge=1, le=256, description="threads running slow and changing Slack commands")
+    read_workers: int = Field(
+        default=4, ge=1, le=256, description="threads answering quick reads (ps, inspect, logs ...) for Slack"
+    )
     log_level: str = "INFO"
 
     docker_host: str | None = Field(default=None, validation_alias=AliasChoices("DOCKER_HOST", "docker_host"))

@@ -472,6 +472,7 @@ def table(headers: list[str], rows: list[list[str]]) -> str:
     tabwriter does, so ragged rows (docker top) still line up. Trailing whitespace is dropped.
     """
     lines = [headers, *rows]
+    cell_widths = [[_display_width(cell) for cell in line[:-1]] for line in lines]  # once per cell
     widths: list[list[int]] = [[0] * max(len(line) - 1, 0) for line in lines]
     for column in range(max((len(line) for line in lines), default=0) - 1):
         start = 0
@@ -482,13 +483,13 @@ def table(headers: list[str], rows: list[list[str]]) -> str:
             end = start
             while end < len(lines) and len(lines[end]) > column + 1:
                 end += 1
-            width = max(_MIN_WIDTH, *(_display_width(line[column]) + _PADDING for line in lines[start:end]))
+            width = max(_MIN_WIDTH, *(cell_widths[index][column] + _PADDING for index in range(start, end)))
             for index in range(start, end):
                 widths[index][column] = width
             start = end
     out = []
-    for line, line_widths in zip(lines, widths, strict=True):
-        cells = [cell + " " * (w - _display_width(cell)) for cell, w in zip(line, line_widths, strict=False)]
+    for line, line_widths, own in zip(lines, widths, cell_widths, strict=True):
+        cells = [cell + " " * (w - n) for cell, w, n in zip(line, line_widths, own, strict=False)]
         out.append(("".join(cells) + (line[-1] if line else "")).rstrip())
     return "\n".join(out)
 

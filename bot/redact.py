@@ -21,6 +21,17 @@ TOKEN_PATTERNS = (
     re.compile(r"\bglpat-[A-Za-z0-9_-]{20,}\b"),
     re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?(?:-----END [A-Z ]*PRIVATE KEY-----|$)", re.S),
 )
+# Text each pattern's every match contains. A pattern starting with ``\b`` is tried at every position of the
+# text (regex has no literal to search for first), which made masking a 25 kB table cost over a millisecond;
+# a substring test first is exact (no match without its text) and costs microseconds.
+_REQUIRED = (
+    ("xox",),
+    ("xapp-",),
+    ("AKIA", "ASIA"),
+    ("ghp_", "gho_", "ghu_", "ghs_", "ghr_"),
+    ("glpat-",),
+    ("-----BEGIN ",),
+)
 
 
 def is_secret_name(name: str, extra_words: Iterable[str] = ()) -> bool:
@@ -30,8 +41,9 @@ def is_secret_name(name: str, extra_words: Iterable[str] = ()) -> bool:
 
 def redact_text(text: str) -> str:
     """Mask token-shaped substrings anywhere in ``text``."""
-    for pattern in TOKEN_PATTERNS:
-        text = pattern.sub(MASK, text)
+    for pattern, required in zip(TOKEN_PATTERNS, _REQUIRED, strict=True):
+        if any(part in text for part in required):
+            text = pattern.sub(MASK, text)
     return text
 
 

@@ -16,8 +16,10 @@ with one line on stderr and exit status 2; secrets are never printed.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import logging
+import os
 import re
 import signal
 import sys
@@ -246,6 +248,7 @@ class Server:
     socket_mode: bool = False
     socket_handler: SocketModeHandler | None = None
     owns_engine: bool = False
+    read_executor: ThreadPoolExecutor | None = None
     _thread: threading.Thread | None = field(default=None, repr=False)
     _running: bool = field(default=False, repr=False)
     _stopped: bool = field(default=False, repr=False)
@@ -323,7 +326,15 @@ class Server:
         self.probe.stop()
         self.health.close()
         self.listener_executor.shutdown(wait=False)
-        drainer = threading.Thread(target=self.executor.shutdown, kwargs={"wait": True}, daemon=True)
+        pools = [pool for pool in (self.read_executor, self.executor) if pool is not None]
+
+        def finish_work() -> None:
+            for pool in pools:
+                pool.shutdown(wait=False)  # both refuse new work at once
+            for pool in pools:
+                pool.shutdown(wait=True)
+
+        drainer = threading.Thread(target=finish_work, daemon=True)
         drainer.start()
         drainer.join(timeout=drain)
         if drainer.is_alive():
@@ -365,7 +376,7 @@ def build_server(
     host: str = "0.0.0.0",  # noqa: S104  (a container's port must be reachable; the Dockerfile publishes it)
     port: int = 3000,
     socket_mode: bool = False,
-    threads: int = 16,
+    threads: int = 8,  # each only verifies, triages and acks (~1 ms) or answers /healthz; waitress does the I/O
 ) -> Server:
     """Build (not start) everything ``serve`` runs. Tests pass ``port=0`` and their own pipeline."""
     import waitress
@@ -376,6 +387,7 @@ def build_server(
         pipeline = build_pipeline(settings, policy, auditor=auditor)
     client = client or build_web_client(settings)
     executor = ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="chatdock-work")
+    read_executor = ThreadPoolExecutor(max_workers=settings.read_workers, thread_name_prefix="chatdock-read")
     listener_executor = ThreadPoolExecutor(max_workers=32, thread_name_prefix="bolt")
     deliverer = Deliverer(client=client, response_urls=ResponseUrlClient())
     groups = GroupDirectory(client)
@@ -389,6 +401,7 @@ def build_server(
         groups=groups,
         listener_executor=listener_executor,
         ack_first=ack_first,
+        read_executor=read_executor,
     )
     probe = SlackProbe(client)
     socket_handler = None
@@ -421,6 +434,7 @@ def build_server(
         app=app,
         pipeline=pipeline,
         executor=executor,
+        read_executor=read_executor,
         listener_executor=listener_executor,
         deliverer=deliverer,
         groups=groups,
@@ -432,8 +446,27 @@ def build_server(
     )
 
 
+def settle_malloc() -> bool:
+    """Keep a long-running, threaded ``serve`` close to the memory it uses (glibc only; True when applied).
+
+    glibc's malloc gives each thread that allocates an arena of its own (up to 8 per CPU), and once a large block
+    (an Engine listing, a rendered table) was freed it serves blocks that size from those arenas instead of
+    mapping them: each burst of concurrent requests leaves its high-water mark behind in every arena. Two arenas
+    and a fixed 128 KiB mapping threshold (glibc's initial one) keep it near what is in use. Called before the
+    worker threads start; an operator's own ``MALLOC_*`` or ``GLIBC_TUNABLES`` settings are left alone."""
+    if "GLIBC_TUNABLES" in os.environ or any(name.startswith("MALLOC_") for name in os.environ):
+        return False
+    try:
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to tune
+        return False
+    m_mmap_threshold, m_arena_max = -3, -8  # <malloc.h>
+    return bool(mallopt(m_arena_max, 2)) and bool(mallopt(m_mmap_threshold, 128 * 1024))
+
+
 def main(*, socket: bool, http: bool, host: str, port: int, policy: Path | None = None) -> int:
     """``chatdock serve``: 0 after a clean stop, 2 when a setting stops start-up (one line on stderr)."""
+    settle_malloc()
     try:
         settings = load_settings(**({"policy": policy} if policy is not None else {}))
         socket_mode = resolve_mode(settings, socket=socket, http=http)

@@ -14,6 +14,11 @@ clicker and leaves the message alone.
 User groups (for grants by group) come from :class:`GroupDirectory`, refreshed in the background; a request
 never waits for Slack's ``usergroups.list``.
 
+Quick reads (``ps``, ``inspect``, ``logs``: neither slow nor changing anything) run on a small pool of their own,
+``read_executor``: with one interpreter, more than a few at once only compete for it (and each keeps memory
+that the allocator holds on to), while slow and changing commands, which mostly wait on the engine, keep the
+large pool, so twenty ``run``s in flight never hold up a ``ps``.
+
 Acknowledgements go first (:class:`AckFirst`): Slack's deadline is on the ack (3 s), the reply has 30 minutes.
 Under a burst, workers hold the Docker work of earlier requests back while later ones are still being
 acknowledged (at most ``max_delay``), instead of competing with them for the interpreter and the CPUs.
@@ -219,9 +224,11 @@ class _Listeners:
         deliverer: Deliverer,
         groups: GroupDirectory | None,
         ack_first: AckFirst | None = None,
+        read_executor: ThreadPoolExecutor | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.executor = executor
+        self.read_executor = read_executor or executor
         self.deliverer = deliverer
         self.groups = groups
         self.replays = ReplayGuard()
@@ -255,7 +262,8 @@ class _Listeners:
             log.exception("request %s: triage failed", request_id)
             _ack(ack, _notice(internal_error(request_id)))
             return
-        if triaged.command.plan is not None or triaged.command.slow:
+        quick_read = triaged.command.plan is None and not triaged.command.slow
+        if not quick_read:
             # mutating or slow: the typed command goes into the channel's history at once
             shown = " ".join(redact_words(triaged.words, self.pipeline.policy.redact))
             _ack(ack, render_ack(shown, actor.user, request_id))
@@ -263,6 +271,7 @@ class _Listeners:
             ack()  # a quick read: its in-channel result (naming who asked) follows in a moment
         self._submit(
             self._run_command,
+            executor=self.read_executor if quick_read else self.executor,
             text=text,
             actor=actor,
             request_id=request_id,
@@ -382,7 +391,7 @@ class _Listeners:
         groups = self.groups.groups_of(user) if self.groups is not None else ()
         return Actor(user=user, channel=channel, team=team, name=name, groups=groups)
 
-    def _submit(self, work: Callable[..., None], **kwargs: Any) -> None:
+    def _submit(self, work: Callable[..., None], *, executor: ThreadPoolExecutor | None = None, **kwargs: Any) -> None:
         ack_first = self.ack_first
         ticket = ack_first.ticket() if ack_first is not None else 0
 
@@ -395,7 +404,7 @@ class _Listeners:
                 log.exception("chatdock worker failed")
 
         try:
-            self.executor.submit(guarded)
+            (executor or self.executor).submit(guarded)
         except RuntimeError:  # the pool is shut down: chatdock is stopping
             log.warning("refused work from %s: shutting down", kwargs["actor"].user)
             self.deliverer.deliver(
@@ -438,9 +447,11 @@ def create_app(
     groups: GroupDirectory | None = None,
     listener_executor: ThreadPoolExecutor | None = None,
     ack_first: AckFirst | None = None,
+    read_executor: ThreadPoolExecutor | None = None,
 ) -> App:
     """The bolt App with chatdock's listeners. ``client`` is the WebClient every Web API call goes through;
-    ``ack_first`` is the front door's (HTTP wraps each request in :meth:`AckFirst.answering`)."""
+    ``ack_first`` is the front door's (HTTP wraps each request in :meth:`AckFirst.answering`); quick reads run
+    on ``read_executor`` (``executor`` when not given), everything else on ``executor``."""
     secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
     if not secret:
         # Socket Mode needs no signing secret. An empty one would let anyone sign HTTP requests with the
@@ -459,7 +470,12 @@ def create_app(
         listener_executor=listener_executor or ThreadPoolExecutor(max_workers=32, thread_name_prefix="bolt"),
     )
     listeners = _Listeners(
-        pipeline=pipeline, executor=executor, deliverer=deliverer, groups=groups, ack_first=ack_first
+        pipeline=pipeline,
+        executor=executor,
+        deliverer=deliverer,
+        groups=groups,
+        ack_first=ack_first,
+        read_executor=read_executor,
     )
 
     def on_command(ack: Ack, body: dict[str, Any]) -> None:
