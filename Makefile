@@ -2,7 +2,7 @@
 PYTHON ?= python3
 PYTEST_ARGS ?=
 
-.PHONY: setup lint types test load check shell image run
+.PHONY: setup lint types test load check shell image run bench
 
 setup:  ## install chatdock and its dev tools, editable
 	$(PYTHON) -m pip install -e '.[dev]'
@@ -41,3 +41,6 @@ run:  ## try it out (README's quick start): install, make sure an engine answers
 		docker info >/dev/null 2>&1 || { echo "dockerd did not answer within 60 s; see /tmp/chatdock-dockerd.log" >&2; exit 1; }; }
 	@$(PYTHON) -m tests.support.image >/dev/null && echo "image local/busybox:test is ready (httpd on :80, sh, wget, nslookup)"
 	chatdock shell
+
+bench:  ## the benchmark table (not part of the tests): chatdock over HTTP as Slack drives it, against the docker CLI
+	$(PYTHON) -m bench
