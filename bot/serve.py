@@ -16,10 +16,8 @@ with one line on stderr and exit status 2; secrets are never printed.
 
 from __future__ import annotations
 
-import ctypes
 import json
 import logging
-import os
 import re
 import signal
 import sys
@@ -40,6 +38,7 @@ from slack_sdk import WebClient
 
 from bot.config import Settings
 from bot.engine import Engine
+from bot.memory import CountedPool, IdleTrim, freeze_startup_objects, settle_malloc
 from bot.pipeline import Auditor, Pipeline
 from bot.policy import PolicyError
 from bot.respond import Deliverer, ResponseUrlClient, api_error
@@ -249,6 +248,7 @@ class Server:
     socket_handler: SocketModeHandler | None = None
     owns_engine: bool = False
     read_executor: ThreadPoolExecutor | None = None
+    idle_trim: IdleTrim | None = None
     _thread: threading.Thread | None = field(default=None, repr=False)
     _running: bool = field(default=False, repr=False)
     _stopped: bool = field(default=False, repr=False)
@@ -270,6 +270,8 @@ class Server:
         self.probe.check()
         self.probe.start()
         self.groups.start()
+        if self.idle_trim is not None:
+            self.idle_trim.start()
 
     def start(self) -> threading.Thread:
         """Serve in a background thread (tests); :meth:`stop` ends it."""
@@ -339,6 +341,8 @@ class Server:
         drainer.join(timeout=drain)
         if drainer.is_alive():
             log.warning("stopped with Docker work still running (it continues until the process exits)")
+        if self.idle_trim is not None:
+            self.idle_trim.stop()
         self.deliverer.close()
         if self.owns_engine:
             self.pipeline.engine.close()
@@ -376,7 +380,7 @@ def build_server(
     host: str = "0.0.0.0",  # noqa: S104  (a container's port must be reachable; the Dockerfile publishes it)
     port: int = 3000,
     socket_mode: bool = False,
-    threads: int = 8,  # each only verifies, triages and acks (~1 ms) or answers /healthz; waitress does the I/O
+    threads: int = 8,  # each verifies, triages and acks (~1 ms) or answers /healthz (<= 3 s); waitress does the I/O
 ) -> Server:
     """Build (not start) everything ``serve`` runs. Tests pass ``port=0`` and their own pipeline."""
     import waitress
@@ -386,8 +390,9 @@ def build_server(
         policy, _source = load_policy(settings, allow_builtin=False)
         pipeline = build_pipeline(settings, policy, auditor=auditor)
     client = client or build_web_client(settings)
-    executor = ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="chatdock-work")
-    read_executor = ThreadPoolExecutor(max_workers=settings.read_workers, thread_name_prefix="chatdock-read")
+    idle_trim = IdleTrim.for_this_libc()
+    executor = CountedPool(idle_trim, max_workers=settings.workers, thread_name_prefix="chatdock-work")
+    read_executor = CountedPool(idle_trim, max_workers=settings.read_workers, thread_name_prefix="chatdock-read")
     listener_executor = ThreadPoolExecutor(max_workers=32, thread_name_prefix="bolt")
     deliverer = Deliverer(client=client, response_urls=ResponseUrlClient())
     groups = GroupDirectory(client)
@@ -435,6 +440,7 @@ def build_server(
         pipeline=pipeline,
         executor=executor,
         read_executor=read_executor,
+        idle_trim=idle_trim,
         listener_executor=listener_executor,
         deliverer=deliverer,
         groups=groups,
@@ -444,24 +450,6 @@ def build_server(
         socket_handler=socket_handler,
         owns_engine=owns_engine,
     )
-
-
-def settle_malloc() -> bool:
-    """Keep a long-running, threaded ``serve`` close to the memory it uses (glibc only; True when applied).
-
-    glibc's malloc gives each thread that allocates an arena of its own (up to 8 per CPU), and once a large block
-    (an Engine listing, a rendered table) was freed it serves blocks that size from those arenas instead of
-    mapping them: each burst of concurrent requests leaves its high-water mark behind in every arena. Two arenas
-    and a fixed 128 KiB mapping threshold (glibc's initial one) keep it near what is in use. Called before the
-    worker threads start; an operator's own ``MALLOC_*`` or ``GLIBC_TUNABLES`` settings are left alone."""
-    if "GLIBC_TUNABLES" in os.environ or any(name.startswith("MALLOC_") for name in os.environ):
-        return False
-    try:
-        mallopt = ctypes.CDLL("libc.so.6").mallopt
-    except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to tune
-        return False
-    m_mmap_threshold, m_arena_max = -3, -8  # <malloc.h>
-    return bool(mallopt(m_arena_max, 2)) and bool(mallopt(m_mmap_threshold, 128 * 1024))
 
 
 def main(*, socket: bool, http: bool, host: str, port: int, policy: Path | None = None) -> int:
@@ -481,6 +469,7 @@ def main(*, socket: bool, http: bool, host: str, port: int, policy: Path | None 
         print(f"chatdock: Socket Mode could not connect (apps.connections.open: {api_error(exc)})", file=sys.stderr)
         server.stop(drain=0)
         return 2
+    freeze_startup_objects()
     server.serve_forever()
     return 0
 
