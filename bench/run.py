@@ -292,7 +292,7 @@ class SlackSide:
         headers = {
             "Content-Type": "application/x-www-form-urlencoded",
             "X-Slack-Request-Timestamp": ts,
-            "X-Slack-Signature": self.verifier.generate_signature(timestamp=ts, body=body),
+            "X-Slack-Signature": str(self.verifier.generate_signature(timestamp=ts, body=body)),
             "User-Agent": "Slackbot 1.0 (+https://api.slack.com/robots)",
             "Connection": "close",
         }
@@ -573,7 +573,8 @@ class Bench:
             ratio <= 1.0,
         )
         self.report.notes.append(
-            f"ps -a reply via {how}" + (" (carries the full list as a file)" if how == "chat.postMessage" else "")
+            f"ps -a reply via {how}"
+            + (" (carries the full list as a file)" if how == "chat.postMessage" else "")
             + f"; chatdock {', '.join(ms(b) for b in bot)}; CLI {', '.join(ms(c) for c in cli)}"
         )
 

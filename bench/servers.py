@@ -129,8 +129,7 @@ def main(argv: list[str]) -> int:
     if kind == "null":
         server = _NullServer(("127.0.0.1", 0), _Nothing)
         threading.Thread(target=server.serve_forever, daemon=True).start()
-        host, port = server.server_address[:2]
-        print(f"http://{host}:{port}", flush=True)
+        print(f"http://127.0.0.1:{server.server_address[1]}", flush=True)
         sys.stdin.read()
         server.shutdown()
         return 0
