@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 MAX_POSTS = 5  # Slack's limit per response_url
 MAX_AGE = 30 * 60.0  # seconds a response_url stays valid
+FORGET_AFTER_EXPIRY = 5 * 60.0  # seconds its use is remembered after that
 MAX_TEXT = 40_000  # Slack truncates top-level text past this
 BLOCK_ERRORS = frozenset({"invalid_blocks", "invalid_blocks_format", "msg_blocks_too_long"})
 
@@ -64,7 +65,7 @@ def short_url(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}{parts.path[:24]}…"
 
 
-@dataclass
+@dataclass(slots=True)
 class _Usage:
     issued_at: float
     posts: int = 0
@@ -129,11 +130,13 @@ class ResponseUrlClient:
             usage.posts += 1
 
     def _prune(self) -> None:
-        # Keep expired entries a while: forgetting one too early would make a late post see it as new.
-        # (Callers pass ``issued_at`` anyway, which re-creates a forgotten entry with its true age.)
-        cutoff = self._clock() - 4 * self.max_age
+        # A record is kept until its URL has expired, plus a margin: chatdock's own posts pass ``issued_at``,
+        # which re-creates a forgotten record with its true age, so a late post is still refused as expired.
+        # Keeping records longer only costs memory: at a steady rate, the bookkeeping holds the URLs of the last
+        # ``max_age + FORGET_AFTER_EXPIRY`` seconds (about 200 bytes each).
+        cutoff = self._clock() - self.max_age - FORGET_AFTER_EXPIRY
         # URLs are noted as their requests arrive, so the oldest come first: drop from the front, stop at the first
-        # one kept. (Scanning every URL of the last two hours on each request made each ack slower with traffic.)
+        # one kept. (Scanning every URL still remembered on each request made each ack slower with traffic.)
         # One noted out of order (an older ``issued_at``) is only dropped later: kept longer, never too early.
         while self._usage:
             url, usage = next(iter(self._usage.items()))

@@ -18,7 +18,7 @@ from slack_sdk import WebClient
 
 from bot.config import Settings
 from bot.render_blocks import FileAttachment, SlackMessage
-from bot.respond import Deliverer, DeliveryFailed, ResponseUrlClient
+from bot.respond import FORGET_AFTER_EXPIRY, MAX_AGE, Deliverer, DeliveryFailed, ResponseUrlClient
 from bot.wiring import build_web_client
 from tests.support.fake_slack import FakeSlack
 
@@ -142,6 +142,23 @@ def test_a_response_url_older_than_30_minutes_is_not_used(deliverer: Deliverer, 
 
     assert status.startswith("chat.postMessage after response_url expired")
     assert route.call_count == 0
+
+
+@respx.mock
+def test_spent_urls_are_forgotten_once_expired_and_a_late_post_is_still_refused(clock: Clock, sleeps: list[float]):
+    route = respx.post(RESPONSE_URL).mock(return_value=httpx.Response(200, text="ok"))
+    urls = ResponseUrlClient(sleep=sleeps.append, clock=clock, max_posts=1)
+    issued = clock.now
+    urls.post(RESPONSE_URL, {"text": "one"}, issued_at=issued)
+    assert urls.posts_left(RESPONSE_URL) == 0
+
+    clock.now += MAX_AGE + FORGET_AFTER_EXPIRY + 1
+    urls.note("https://hooks.slack.test/commands/T0TEAM/124/newer", issued_at=clock.now)  # any request prunes
+    assert urls.posts_left(RESPONSE_URL) == 1, "the record is gone: memory holds only the last 35 minutes"
+    with pytest.raises(DeliveryFailed, match="expired"):
+        urls.post(RESPONSE_URL, {"text": "late"}, issued_at=issued)
+    assert route.call_count == 1
+    urls.close()
 
 
 @respx.mock
