@@ -83,6 +83,7 @@ from bot.models import (
     StatsView,
     TextOutput,
 )
+from bot.periodic import Periodic
 from bot.redact import MASK, is_secret_name, redact_env, redact_text
 
 if TYPE_CHECKING:
@@ -320,7 +321,6 @@ class AuditStore:
         self.readonly = readonly
         self._words = tuple(redact)
         self._secrets = tuple(s for s in secrets if s and len(s) >= 6)
-        self._heartbeat = heartbeat
         self._stale_after = stale_after
         self._machine = machine_key()
         self._pid = os.getpid()
@@ -328,8 +328,12 @@ class AuditStore:
         self._lock = threading.RLock()
         self._rows: dict[str, int] = {}
         self._local = threading.local()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._heartbeats = Periodic(
+            self._beat,
+            interval=heartbeat,
+            name=f"audit-heartbeat-{self.instance[:6]}",
+            failure="audit: heartbeat failed",
+        )
         self._closed = False
         self._columns = _COLUMNS
         self._connect()
@@ -343,8 +347,7 @@ class AuditStore:
         except Exception as exc:
             self._disconnect()
             raise AuditError(f"cannot prepare the audit log: {exc}") from exc
-        self._thread = threading.Thread(target=self._beat, name=f"audit-heartbeat-{self.instance[:6]}", daemon=True)
-        self._thread.start()
+        self._heartbeats.start()
         atexit.register(self.close)
 
     # -- back end --------------------------------------------------------------------------------------
@@ -436,12 +439,8 @@ class AuditStore:
         return count
 
     def _beat(self) -> None:
-        while not self._stop.wait(self._heartbeat):
-            try:
-                self._register()
-                self.mark_interrupted()
-            except Exception:
-                log.warning("audit: heartbeat failed", exc_info=True)
+        self._register()
+        self.mark_interrupted()
 
     # -- recording -------------------------------------------------------------------------------------
     def _clean(self, text: str | None, limit: int = MAX_TEXT) -> str:
@@ -696,9 +695,7 @@ class AuditStore:
                 return
             self._closed = True
         atexit.unregister(self.close)
-        self._stop.set()
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(timeout=5)
+        self._heartbeats.stop()
         if not self.readonly:
             try:
 

@@ -39,6 +39,7 @@ from slack_sdk import WebClient
 from bot.config import Settings
 from bot.engine import Engine
 from bot.memory import CountedPool, IdleTrim, freeze_startup_objects, settle_malloc
+from bot.periodic import Periodic
 from bot.pipeline import Auditor, Pipeline
 from bot.policy import PolicyError
 from bot.respond import Deliverer, ResponseUrlClient, api_error
@@ -125,8 +126,7 @@ class SlackProbe:
         self.client = client
         self.interval = interval
         self.ok = False
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._every = Periodic(self.check, interval=interval, name="chatdock-slack-probe", failure="Slack probe failed")
 
     def check(self) -> bool:
         try:
@@ -137,18 +137,11 @@ class SlackProbe:
         return self.ok
 
     def start(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._loop, name="chatdock-slack-probe", daemon=True)
-            self._thread.start()
+        """Re-check every ``interval`` seconds (the caller runs the first :meth:`check`)."""
+        self._every.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
-            self.check()
+        self._every.stop()
 
 
 @dataclass

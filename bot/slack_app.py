@@ -43,6 +43,7 @@ from slack_sdk import WebClient
 
 from bot.config import Settings
 from bot.models import Actor
+from bot.periodic import Periodic
 from bot.pipeline import Outcome, Parsed, Pipeline, new_request_id
 from bot.redact import redact_words
 from bot.render_blocks import (
@@ -89,9 +90,14 @@ class GroupDirectory:
         self.client = client
         self.interval = interval
         self._members: dict[str, tuple[str, ...]] = {}
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         self.loaded = threading.Event()
+        self._every = Periodic(
+            self.refresh,
+            interval=interval,
+            name="chatdock-groups",
+            failure="Slack user groups: refresh failed",
+            run_first=True,
+        )
 
     def groups_of(self, user: str) -> tuple[str, ...]:
         return self._members.get(user, ())
@@ -111,19 +117,11 @@ class GroupDirectory:
         return True
 
     def start(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._loop, name="chatdock-groups", daemon=True)
-            self._thread.start()
+        """Load now and every ``interval`` seconds, in the background."""
+        self._every.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            self.refresh()
-            self._stop.wait(self.interval)
+        self._every.stop()
 
 
 class AckFirst:
