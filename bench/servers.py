@@ -36,9 +36,6 @@ class TimedFakeSlack(FakeSlack):
         # socketserver listens with a backlog of 5; chatdock's 32 workers open connections at once. A deeper
         # backlog keeps dropped SYNs (1 s retransmits) out of the reply times: this fake is not what is measured.
         self._server.socket.listen(128)
-        # It writes the headers and the body of each answer separately: with Nagle's algorithm on, the body waits
-        # for the client's delayed ACK (40 ms) on every keep-alive request. Slack's servers do not do that.
-        self._server.RequestHandlerClass.disable_nagle_algorithm = True  # type: ignore[attr-defined]
 
     def _handle(self, request: BaseHTTPRequestHandler, body: bytes) -> None:
         now = time.monotonic()
