@@ -71,6 +71,7 @@ class IdleTrim:
     def __init__(self, trim: Callable[[], object], *, settle: float = 0.2) -> None:
         self._trim = trim
         self.settle = settle
+        self.trims = 0  # how many times memory was handed back (for tests and debugging)
         self._jobs = 0
         self._dirty = False
         self._stopped = False
@@ -120,6 +121,7 @@ class IdleTrim:
                 self._dirty = False
             try:
                 self._trim()
+                self.trims += 1
             except Exception:
                 log.exception("returning memory to the system failed")
 

@@ -18,7 +18,7 @@ import pytest
 
 from bot.engine import Engine
 from bot.policy import Policy
-from bot.serve import build_server
+from bot.serve import Server, build_server
 from tests.conftest import TEST_POLICY, make_pipeline
 from tests.e2e.conftest import SIGNING_SECRET, SlackDriver, all_text, e2e_settings
 from tests.support.fake_slack import FakeSlack
@@ -33,6 +33,19 @@ def test_healthz_reports_the_engine_and_slack(slack: SlackDriver):
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/json"
     assert response.json() == {"engine": True, "slack_client": True}
+
+
+@pytest.mark.docker
+def test_the_server_hands_memory_back_once_its_workers_are_idle(serve: Server, slack: SlackDriver):
+    assert serve.idle_trim is not None, "glibc: the server trims"
+    before = serve.idle_trim.trims
+    sent = slack.command("ps")
+    assert sent.response.status_code == 200
+    slack.fake.wait_posts(sent.response_url)
+    deadline = time.monotonic() + 5
+    while serve.idle_trim.trims == before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert serve.idle_trim.trims > before
 
 
 def test_healthz_is_503_while_the_engine_is_unreachable(fake_slack: FakeSlack, team_policy: Policy, tmp_path: Path):
