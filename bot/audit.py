@@ -66,23 +66,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bot.models import (
-    Actor,
-    ContainerAction,
-    ContainerList,
-    Decision,
-    DryRun,
-    ExecOutcome,
-    HelpText,
-    HistoryView,
-    Inspection,
-    NetworkChange,
-    NetworkList,
-    Result,
-    RunOutcome,
-    StatsView,
-    TextOutput,
-)
+from bot.models import Actor, Decision, Result
 from bot.periodic import Periodic
 from bot.redact import MASK, is_secret_name, redact_env, redact_text
 
@@ -165,46 +149,9 @@ def scrub(text: str, extra_words: Iterable[str] = (), secrets: Iterable[str] = (
 # ------------------------------------------------------------------------------------------ summaries
 
 
-def _plural(count: int, word: str) -> str:
-    return f"{count} {word}{'' if count == 1 else 's'}"
-
-
 def summarize(result: Result | None) -> str:
     """One line saying what a result was, for the log and ``history`` (never the output itself)."""
-    if result is None:
-        return ""
-    if isinstance(result, RunOutcome):
-        who = result.container.name or result.container.id[:12]
-        if result.detached:
-            return f"started {who} ({result.container.id[:12]})"
-        if result.still_running:
-            return f"{who} still running after {result.waited_seconds:g}s"
-        text = f"{who} exited with code {result.exit_code}"
-        return text + (", removed" if result.removed else "")
-    if isinstance(result, ContainerAction):
-        parts = [item.target if item.ok else f"{item.target} failed: {item.error}" for item in result.items]
-        return f"{result.action} " + ", ".join(parts)
-    if isinstance(result, ExecOutcome):
-        if result.timed_out:
-            return "timed out"
-        return f"exit code {result.exit_code}"
-    if isinstance(result, ContainerList):
-        return _plural(len(result.containers), "container")
-    if isinstance(result, NetworkList):
-        return _plural(len(result.networks), "network")
-    if isinstance(result, NetworkChange):
-        text = f"{result.action} {result.network}" + (f" {result.container}" if result.container else "")
-        failed = [f"{item.target} failed: {item.error}" for item in result.items if not item.ok]
-        return text + (f" ({'; '.join(failed)})" if failed else "")
-    if isinstance(result, StatsView):
-        return _plural(len(result.rows), "container") + (f", {len(result.errors)} failed" if result.errors else "")
-    if isinstance(result, TextOutput | Inspection | HelpText):
-        return result.title
-    if isinstance(result, DryRun):
-        return result.summary
-    if isinstance(result, HistoryView):
-        return _plural(len(result.entries), "entry").replace("entrys", "entries")
-    return result.kind
+    return "" if result is None else result.log_line()
 
 
 def outcome_name(outcome: Outcome) -> str:
@@ -218,15 +165,9 @@ def affected_ids(outcome: Outcome) -> tuple[list[str], list[str]]:
     """Container and network IDs the request targeted or produced, in order, without repeats."""
     containers = list(outcome.container_ids)
     networks = list(outcome.network_ids)
-    result = outcome.result
-    if isinstance(result, RunOutcome):
-        containers.append(result.container.id)
-    elif isinstance(result, ContainerAction):
-        containers += [item.container.id for item in result.items if item.container is not None]
-    elif isinstance(result, Inspection) and result.container is not None:
-        containers.append(result.container.id)
-    elif isinstance(result, NetworkChange) and result.network_id:
-        networks.append(result.network_id)
+    if outcome.result is not None:
+        containers += outcome.result.affected_containers()
+        networks += outcome.result.affected_networks()
     return list(dict.fromkeys(c for c in containers if c)), list(dict.fromkeys(n for n in networks if n))
 
 

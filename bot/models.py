@@ -1,7 +1,8 @@
 """Typed values that cross module seams: who asks, what policy said, and what a command produced.
 
 Requests are frozen so policy, audit, dry-run and the handler all read the same object. Results are plain
-data: renderers turn them into terminal text or Block Kit, and never call Docker or Slack.
+data that can say in one line what they were: renderers turn them into terminal text or Block Kit, and never
+call Docker or Slack.
 """
 
 from __future__ import annotations
@@ -73,8 +74,24 @@ class NetworkFacts(Frozen):
 # ---------------------------------------------------------------- results
 
 
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
 class Result(Frozen):
+    """What a command produced. Each kind says in one line what it was (for the audit log and ``history``, never
+    the output itself) and which containers and networks it touched; renderers do the rest."""
+
     kind: ClassVar[str] = "result"
+
+    def log_line(self) -> str:
+        return self.kind
+
+    def affected_containers(self) -> tuple[str, ...]:
+        return ()
+
+    def affected_networks(self) -> tuple[str, ...]:
+        return ()
 
 
 class ContainerView(Frozen):
@@ -99,6 +116,9 @@ class ContainerList(Result):
     all: bool = False
     hidden_out_of_scope: int = 0
 
+    def log_line(self) -> str:
+        return _plural(len(self.containers), "container")
+
 
 class ActionItem(Frozen):
     target: str
@@ -118,6 +138,13 @@ class ContainerAction(Result):
     def ok(self) -> bool:
         return all(item.ok for item in self.items)
 
+    def log_line(self) -> str:
+        parts = [item.target if item.ok else f"{item.target} failed: {item.error}" for item in self.items]
+        return f"{self.action} " + ", ".join(parts)
+
+    def affected_containers(self) -> tuple[str, ...]:
+        return tuple(item.container.id for item in self.items if item.container is not None)
+
 
 class RunOutcome(Result):
     kind: ClassVar[str] = "run"
@@ -131,6 +158,18 @@ class RunOutcome(Result):
     remove_on_exit: bool = False
     waited_seconds: float = 0.0
 
+    def log_line(self) -> str:
+        who = self.container.name or self.container.id[:12]
+        if self.detached:
+            return f"started {who} ({self.container.id[:12]})"
+        if self.still_running:
+            return f"{who} still running after {self.waited_seconds:g}s"
+        text = f"{who} exited with code {self.exit_code}"
+        return text + (", removed" if self.removed else "")
+
+    def affected_containers(self) -> tuple[str, ...]:
+        return (self.container.id,)
+
 
 class ExecOutcome(Result):
     kind: ClassVar[str] = "exec"
@@ -140,6 +179,9 @@ class ExecOutcome(Result):
     output: str
     timed_out: bool = False
     note: str = ""
+
+    def log_line(self) -> str:
+        return "timed out" if self.timed_out else f"exit code {self.exit_code}"
 
 
 class TextOutput(Result):
@@ -152,12 +194,18 @@ class TextOutput(Result):
     total_lines: int = 0
     shown_lines: int = 0
 
+    def log_line(self) -> str:
+        return self.title
+
 
 class StatsView(Result):
     kind: ClassVar[str] = "stats"
     table: str
     rows: tuple[dict[str, Any], ...] = ()
     errors: tuple[str, ...] = ()
+
+    def log_line(self) -> str:
+        return _plural(len(self.rows), "container") + (f", {len(self.errors)} failed" if self.errors else "")
 
 
 class Inspection(Result):
@@ -167,10 +215,19 @@ class Inspection(Result):
     document: dict[str, Any]
     container: ContainerView | None = None
 
+    def log_line(self) -> str:
+        return self.title
+
+    def affected_containers(self) -> tuple[str, ...]:
+        return (self.container.id,) if self.container is not None else ()
+
 
 class NetworkList(Result):
     kind: ClassVar[str] = "network_list"
     networks: tuple[dict[str, str], ...]
+
+    def log_line(self) -> str:
+        return _plural(len(self.networks), "network")
 
 
 class NetworkChange(Result):
@@ -182,11 +239,22 @@ class NetworkChange(Result):
     detail: str = ""
     items: tuple[ActionItem, ...] = ()
 
+    def log_line(self) -> str:
+        text = f"{self.action} {self.network}" + (f" {self.container}" if self.container else "")
+        failed = [f"{item.target} failed: {item.error}" for item in self.items if not item.ok]
+        return text + (f" ({'; '.join(failed)})" if failed else "")
+
+    def affected_networks(self) -> tuple[str, ...]:
+        return (self.network_id,) if self.network_id else ()
+
 
 class HelpText(Result):
     kind: ClassVar[str] = "help"
     title: str
     lines: tuple[str, ...]
+
+    def log_line(self) -> str:
+        return self.title
 
 
 class DryRun(Result):
@@ -196,7 +264,13 @@ class DryRun(Result):
     summary: str
     engine_requests: tuple[dict[str, Any], ...]
 
+    def log_line(self) -> str:
+        return self.summary
+
 
 class HistoryView(Result):
     kind: ClassVar[str] = "history"
     entries: tuple[dict[str, Any], ...]
+
+    def log_line(self) -> str:
+        return f"{len(self.entries)} {'entry' if len(self.entries) == 1 else 'entries'}"

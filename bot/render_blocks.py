@@ -755,31 +755,24 @@ def _closing(outcome: Outcome, *, clicked_by: str | None, failed: bool = False) 
 
 def _body(msg: _Message, result: Result, filename: str) -> str:
     """Add the blocks for ``result``; return the notification fallback."""
-    if isinstance(result, ContainerList):
-        return _container_list(msg, result)
-    if isinstance(result, ContainerAction):
-        return _container_action(msg, result)
-    if isinstance(result, RunOutcome):
-        return _run(msg, result)
-    if isinstance(result, ExecOutcome):
-        return _exec(msg, result)
-    if isinstance(result, TextOutput):
-        return _text(msg, result)
-    if isinstance(result, StatsView):
-        return _stats(msg, result)
     if isinstance(result, Inspection):
         return _inspection(msg, result, filename)
-    if isinstance(result, NetworkList):
-        return _network_list(msg, result)
-    if isinstance(result, NetworkChange):
-        return _network_change(msg, result)
-    if isinstance(result, HelpText):
-        return _help(msg, result)
-    if isinstance(result, DryRun):
-        return _dry_run(msg, result)
-    if isinstance(result, HistoryView):
-        return _history(msg, result)
-    return _other(msg, result)
+    return _RENDERERS.get(type(result), _other)(msg, result)
+
+
+_RENDERERS: dict[type[Result], Callable[[_Message, Any], str]] = {
+    ContainerList: _container_list,
+    ContainerAction: _container_action,
+    RunOutcome: _run,
+    ExecOutcome: _exec,
+    TextOutput: _text,
+    StatsView: _stats,
+    NetworkList: _network_list,
+    NetworkChange: _network_change,
+    HelpText: _help,
+    DryRun: _dry_run,
+    HistoryView: _history,
+}
 
 
 def _error_message(outcome: Outcome, error: ErrorInfo, *, clicked_by: str | None) -> SlackMessage:
