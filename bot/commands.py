@@ -16,6 +16,7 @@ from bot.errors import UsageError
 from bot.flags import Grammar, Parsed, parse
 from bot.models import Actor, ContainerFacts, NetworkFacts, Request, Result
 from bot.policy import Policy
+from bot.redact import SecretSink
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,9 @@ class Context:
     run_timeout: float = 60.0
     exec_timeout: float = 30.0
     history: Callable[..., list[dict[str, Any]]] | None = None
+    # Secrets of the containers this request reads or creates; the pipeline masks them in the reply. A handler
+    # that creates a container (or reads one the pipeline did not resolve) adds its inspect document here.
+    secrets: SecretSink = field(default_factory=SecretSink)
 
 
 Handler = Callable[[Context, Any], Result]

@@ -20,11 +20,11 @@ from pydantic import BaseModel, ConfigDict, SerializeAsAny
 
 from bot import policy as policy_rules
 from bot.commands import Command, Context, EngineCall, Registry
-from bot.engine import AmbiguousReference, Engine
+from bot.engine import AmbiguousReference, Engine, facts_from_inspect
 from bot.errors import ChatdockError, Conflict, Denied, NotFound, UsageError
 from bot.models import Actor, ContainerFacts, Decision, DryRun, NetworkFacts, Request, Result
 from bot.policy import Policy
-from bot.redact import redact_document, redact_text, redact_words
+from bot.redact import SecretMask, SecretSink, redact_document, redact_text, redact_words
 from bot.slacktext import normalize
 from bot.tokenize import split_words
 
@@ -189,6 +189,7 @@ class Pipeline:
         request_id = request_id or new_request_id()
         started = time.monotonic()
         state: dict[str, Any] = {"shown_text": _safe_echo(text, self.policy)}
+        secrets = SecretSink(self.policy.redact)
         begun = False
         result: Result | None = None
         error: ErrorInfo | None = None
@@ -203,7 +204,7 @@ class Pipeline:
             state["decision"] = decision
             if not decision.allowed:
                 raise Denied(decision.reason, rule=decision.rule)
-            ctx = self._context(actor, parsed.request)
+            ctx = self._context(actor, parsed.request, secrets)
             _check_states(ctx, expect_states)
             state.update(
                 container_ids=tuple(c.id for c in ctx.containers.values()),
@@ -245,6 +246,11 @@ class Pipeline:
                 kind="internal",
                 message=f"chatdock hit an internal error (request {request_id}); the details are in its log",
             )
+        mask = secrets.mask()
+        if mask:
+            result, error = _masked(mask, result, error)
+            if state.get("engine_request"):
+                state["engine_request"] = mask.apply(state["engine_request"])
         outcome = self._outcome(request_id, actor, text, source, started, state, result=result, error=error)
         if not begun:
             self.auditor.begin(
@@ -312,12 +318,15 @@ class Pipeline:
             log.exception("scope evaluation failed")
             return False
 
-    def _context(self, actor: Actor, request: Request) -> Context:
+    def _context(self, actor: Actor, request: Request, secrets: SecretSink) -> Context:
         containers: dict[str, ContainerFacts] = {}
         missing: dict[str, str] = {}
+        secrets.add_env(getattr(request, "env", None))  # run -e / exec -e values are shown back by `env`
         for ref in request.container_refs():
             try:
-                containers[ref] = self.engine.container_facts(ref)
+                data = self.engine.inspect_container(ref)
+                containers[ref] = facts_from_inspect(data)
+                secrets.add_inspect(data)
             except NotFound as exc:
                 missing[ref] = exc.message
             except AmbiguousReference as exc:
@@ -347,6 +356,7 @@ class Pipeline:
             run_timeout=self.run_timeout,
             exec_timeout=self.exec_timeout,
             history=self.history,
+            secrets=secrets,
         )
 
     def _plan(self, command: Command, ctx: Context, request: Request) -> list[EngineCall] | None:
@@ -403,6 +413,20 @@ def _result_ok(result: Result | None) -> bool:
         return all(item.ok for item in items)
     exit_code = getattr(result, "exit_code", None)
     return not (isinstance(exit_code, int) and exit_code != 0 and getattr(result, "kind", "") == "exec")
+
+
+def _masked(mask: SecretMask, result: Result | None, error: ErrorInfo | None) -> tuple[Result | None, ErrorInfo | None]:
+    """The reply with the secrets of the containers it is about masked: every string of the result (output,
+    command lines, documents; IDs excepted) and the error message. One place, so every command, button and
+    front door (Slack, shell, ``--json``) gets it."""
+    if result is not None:
+        dumped = result.model_dump()
+        masked = mask.apply(dumped)
+        if masked != dumped:
+            result = type(result).model_validate(masked)
+    if error is not None:
+        error = error.model_copy(update={"message": mask.text(error.message)})
+    return result, error
 
 
 def _dump(request: Request | None) -> dict[str, Any] | None:

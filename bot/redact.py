@@ -2,12 +2,19 @@
 
 A name is secret-looking when it contains one of ``SECRET_WORDS`` (any case), plus any words the policy adds.
 Token shapes cover Slack, AWS, GitHub, GitLab and PEM private keys; they are masked wherever they appear.
+
+A container's own secrets (the values of its secret-looking environment variables, from inspect's
+``Config.Env``) are masked in everything chatdock shows of it: :class:`SecretMask` holds them and
+:class:`SecretSink` gathers them while a request runs (see :mod:`bot.pipeline`).
 """
 
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 MASK = "***"
@@ -98,3 +105,97 @@ def redact_document(value: Any, extra_words: Iterable[str] = ()) -> Any:
     if isinstance(value, str):
         return redact_text(value)
     return value
+
+
+# A secret value shorter than this is masked only in its ``KEY=VALUE`` form: masking every ``true``, ``1`` or
+# ``admin`` in a log would shred the output and tell a reader which short words are the secret.
+MIN_SECRET_LENGTH = 6
+_KEY_VALUE_END = r"[^\s\"'`,;&]*"  # how far a ``KEY=VALUE`` value runs when its literal value is not known
+
+
+@dataclass(frozen=True)
+class SecretMask:
+    """The secret values (and their variable names) of the containers a reply is about.
+
+    :meth:`text` masks every literal occurrence of a value at least ``MIN_SECRET_LENGTH`` long, and
+    ``KEY=VALUE`` for each secret key whatever the value's length (``DB_PASSWORD=***``).
+    """
+
+    values: frozenset[str] = frozenset()
+    keys: frozenset[str] = frozenset()
+
+    def __bool__(self) -> bool:
+        return bool(self.values or self.keys)
+
+    @cached_property
+    def _pattern(self) -> re.Pattern[str] | None:
+        values = "|".join(re.escape(v) for v in sorted(self.values, key=len, reverse=True))
+        parts = []
+        if self.keys:
+            keys = "|".join(re.escape(k) for k in sorted(self.keys, key=len, reverse=True))
+            value = f"(?:{values}|{_KEY_VALUE_END})" if values else _KEY_VALUE_END
+            parts.append(f"(?P<key>(?<![A-Za-z0-9_])(?:{keys})=){value}")
+        if values:
+            parts.append(f"(?:{values})")
+        return re.compile("|".join(parts)) if parts else None
+
+    def text(self, text: str) -> str:
+        pattern = self._pattern
+        if pattern is None or not text:
+            return text
+        return pattern.sub(lambda m: (m.group("key") or "") + MASK if self.keys else MASK, text)
+
+    def apply(self, value: Any) -> Any:
+        """Mask every string in a dumped result (dicts, lists, tuples), except IDs, which buttons act on."""
+        if not self:
+            return value
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, dict):
+            return {k: item if _is_id_key(k) else self.apply(item) for k, item in value.items()}
+        if isinstance(value, (list, tuple)):
+            return type(value)(self.apply(item) for item in value)
+        return value
+
+
+def _is_id_key(key: object) -> bool:
+    return isinstance(key, str) and (key == "id" or key.endswith("_id") or key.endswith("_ids"))
+
+
+def secret_env(env: Iterable[str] | None, extra_words: Iterable[str] = ()) -> SecretMask:
+    """The secret keys and values among ``KEY=VALUE`` strings (a container's ``Config.Env``, ``-e`` values)."""
+    words = tuple(extra_words)
+    keys: set[str] = set()
+    values: set[str] = set()
+    for item in env or ():
+        key, has_value, value = str(item).partition("=")
+        if not has_value or not key or not is_secret_name(key, words):
+            continue
+        keys.add(key)
+        if len(value) >= MIN_SECRET_LENGTH and value != MASK:
+            values.add(value)
+    return SecretMask(values=frozenset(values), keys=frozenset(keys))
+
+
+class SecretSink:
+    """Collects the secrets of every container a request reads or creates, while it runs (thread-safe)."""
+
+    def __init__(self, extra_words: Iterable[str] = ()) -> None:
+        self._words = tuple(extra_words)
+        self._values: set[str] = set()
+        self._keys: set[str] = set()
+        self._lock = threading.Lock()
+
+    def add_env(self, env: Iterable[str] | None) -> None:
+        found = secret_env(env, self._words)
+        with self._lock:
+            self._values |= found.values
+            self._keys |= found.keys
+
+    def add_inspect(self, data: dict[str, Any] | None) -> None:
+        """A container's or image's inspect document: its ``Config.Env``."""
+        self.add_env(((data or {}).get("Config") or {}).get("Env"))
+
+    def mask(self) -> SecretMask:
+        with self._lock:
+            return SecretMask(values=frozenset(self._values), keys=frozenset(self._keys))

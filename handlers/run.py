@@ -14,6 +14,7 @@ Decisions worth knowing:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import threading
@@ -123,6 +124,9 @@ class RunRequest(Request):
 
     def network_refs(self) -> tuple[str, ...]:
         return (self.network,) if self.network and self.network not in ("bridge", "none", "default") else ()
+
+    def dns_names(self) -> tuple[str, ...] | None:
+        return tuple(n for n in (self.name, self.hostname, *self.aliases) if n)
 
 
 def _labels(values: list[str]) -> tuple[tuple[str, str], ...]:
@@ -320,7 +324,7 @@ def plan(ctx: Context, request: RunRequest) -> list[EngineCall]:
 def _ensure_image(ctx: Context, request: RunRequest) -> None:
     api = ctx.engine.api
     try:
-        ctx.engine.read(api.inspect_image, request.image)
+        ctx.secrets.add_inspect(ctx.engine.read(api.inspect_image, request.image))  # the image's ENV secrets
         return
     except NotFound:
         pass
@@ -331,6 +335,8 @@ def _ensure_image(ctx: Context, request: RunRequest) -> None:
         ctx.engine.write(api.pull, ref.repository, tag=ref.tag or ("" if ref.digest else "latest"))
     except ChatdockError as exc:
         raise NotFound(f"Image {request.image} is not on this host and could not be pulled: {exc.message}") from exc
+    with contextlib.suppress(ChatdockError):
+        ctx.secrets.add_inspect(ctx.engine.read(api.inspect_image, request.image))
 
 
 def _remove_quietly(ctx: Context, container_id: str) -> None:
@@ -391,6 +397,7 @@ def execute(ctx: Context, request: RunRequest) -> RunOutcome:
             data = ctx.engine.read(api.inspect_container, container_id)
         except NotFound:  # --rm -d and it already exited
             return RunOutcome(container=_gone_view(container_id, request), detached=True, removed=True)
+        ctx.secrets.add_inspect(data)
         return RunOutcome(container=view_from_inspect(data), detached=True)
     return _foreground(ctx, request, container_id)
 
@@ -417,7 +424,9 @@ def _foreground(ctx: Context, request: RunRequest, container_id: str) -> RunOutc
             raise EngineUnavailable("Docker engine unreachable while waiting for the container") from exc
     waited = time.monotonic() - started
     output, truncated = _output(ctx, container_id)
-    view = view_from_inspect(ctx.engine.read(api.inspect_container, container_id))
+    data = ctx.engine.read(api.inspect_container, container_id)
+    ctx.secrets.add_inspect(data)
+    view = view_from_inspect(data)
     removed = False
     if exit_code is not None and request.rm:
         _remove_quietly(ctx, container_id)

@@ -8,13 +8,17 @@ import pytest
 
 from bot.redact import (
     MASK,
+    MIN_SECRET_LENGTH,
     SECRET_WORDS,
+    SecretMask,
+    SecretSink,
     is_secret_name,
     redact_assignment,
     redact_document,
     redact_env,
     redact_text,
     redact_words,
+    secret_env,
 )
 from bot.tokenize import split_words
 
@@ -261,3 +265,62 @@ def test_redact_document_engine_requests() -> None:
     assert redact_document(calls) == [
         {"method": "POST", "path": "/containers/create", "body": {"Env": ["API_KEY=***", "A=1"]}}
     ]
+
+
+# ------------------------------------------------------------------------------------------ a container's secrets
+
+
+def test_secret_env_takes_secret_keys_and_values_long_enough_to_mask() -> None:
+    mask = secret_env(["DB_PASSWORD=hunter2", "MODE=demo", "AUTH_ENABLED=true", "API_KEY=", "NOVALUE"])
+    assert mask.keys == {"DB_PASSWORD", "AUTH_ENABLED", "API_KEY"}
+    assert mask.values == {"hunter2"}  # "true" is shorter than MIN_SECRET_LENGTH: masked only as KEY=VALUE
+    assert MIN_SECRET_LENGTH == 6
+    assert not secret_env(["MODE=demo", "PATH=/bin"])
+
+
+def test_policy_words_make_more_names_secret() -> None:
+    assert secret_env(["SAUCE_RECIPE=ketchup1"]).values == frozenset()
+    assert secret_env(["SAUCE_RECIPE=ketchup1"], ["sauce"]).values == {"ketchup1"}
+
+
+def test_mask_hides_values_anywhere_and_key_value_forms_whatever_the_length() -> None:
+    mask = secret_env(["DB_PASSWORD=hunter2", "AUTH_ENABLED=true", "TOKEN=s3cr3t-with space"])
+    text = "DB_PASSWORD=hunter2\nconnecting with hunter2...\nAUTH_ENABLED=true, debug=true\nTOKEN=s3cr3t-with space!"
+    assert mask.text(text) == ("DB_PASSWORD=***\nconnecting with ***...\nAUTH_ENABLED=***, debug=true\nTOKEN=***!")
+    assert mask.text("MY_DB_PASSWORD=other") == "MY_DB_PASSWORD=other"  # another variable, not this key
+    assert mask.text("") == ""
+
+
+def test_mask_is_literal_not_a_pattern() -> None:
+    mask = secret_env(["SECRET=a.b*c+d(e"])
+    assert mask.text("xa.b*c+d(ex axbbbcd") == "x***x axbbbcd"
+
+
+def test_apply_walks_documents_and_keeps_ids() -> None:
+    mask = secret_env(["KEY=abcdef123456"])
+    dumped = {
+        "id": "abcdef123456" + "0" * 52,
+        "container": {"id": "abcdef1234567", "name": "web", "command": "run abcdef123456"},
+        "lines": ("a abcdef123456", ["abcdef123456"]),
+        "container_ids": ["abcdef123456"],
+        "count": 3,
+    }
+    assert mask.apply(dumped) == {
+        "id": "abcdef123456" + "0" * 52,
+        "container": {"id": "abcdef1234567", "name": "web", "command": "run ***"},
+        "lines": ("a ***", ["***"]),
+        "container_ids": ["abcdef123456"],
+        "count": 3,
+    }
+
+
+def test_sink_gathers_from_inspect_documents() -> None:
+    sink = SecretSink(["sauce"])
+    assert not sink.mask()
+    sink.add_inspect({"Config": {"Env": ["SAUCE=ketchup1", "PATH=/bin"]}})
+    sink.add_inspect({"Config": {"Env": None}})
+    sink.add_inspect(None)
+    sink.add_env(["-e", "GITHUB_TOKEN=abcdefgh"])
+    assert sink.mask() == SecretMask(
+        values=frozenset({"ketchup1", "abcdefgh"}), keys=frozenset({"SAUCE", "GITHUB_TOKEN"})
+    )
