@@ -49,6 +49,12 @@ class Request(Frozen):
         """Existing networks this request acts on, as the user named them."""
         return ()
 
+    def dns_names(self) -> tuple[str, ...] | None:
+        """The names docker's DNS will answer for the container this request puts on ``network_refs()``
+        (``run --name/--hostname/--network-alias``, ``network connect --alias``), besides the existing names of
+        the containers in ``container_refs()``; ``None`` when the request puts nothing on a network."""
+        return None
+
 
 class ContainerFacts(Frozen):
     """What policy needs to know about an existing container to decide whether it is in scope."""

@@ -320,11 +320,12 @@ class Pipeline:
 
     def _context(self, actor: Actor, request: Request, secrets: SecretSink) -> Context:
         containers: dict[str, ContainerFacts] = {}
+        inspected: dict[str, dict[str, Any]] = {}
         missing: dict[str, str] = {}
         secrets.add_env(getattr(request, "env", None))  # run -e / exec -e values are shown back by `env`
         for ref in request.container_refs():
             try:
-                data = self.engine.inspect_container(ref)
+                data = inspected[ref] = self.engine.inspect_container(ref)
                 containers[ref] = facts_from_inspect(data)
                 secrets.add_inspect(data)
             except NotFound as exc:
@@ -344,6 +345,10 @@ class Pipeline:
                 )
                 if not scope.allowed:
                     raise Denied(scope.reason, rule=scope.rule)
+        names = request.dns_names()
+        if names is not None:
+            for network in networks.values():
+                self._check_impersonation(network, names, [inspected[ref] for ref in containers])
         return Context(
             engine=self.engine,
             actor=actor,
@@ -358,6 +363,45 @@ class Pipeline:
             history=self.history,
             secrets=secrets,
         )
+
+    def _check_impersonation(
+        self, network: NetworkFacts, names: tuple[str, ...], joining: list[dict[str, Any]]
+    ) -> None:
+        """Refuse a name on ``network`` that leads to a container the caller may not touch (docker's DNS would
+        answer it with both). The joining containers bring their names and host names, as docker registers."""
+        claimed = list(names)
+        joining_ids = {data["Id"] for data in joining}
+        for data in joining:
+            claimed.append(str(data.get("Name", "")).lstrip("/"))
+            hostname = str((data.get("Config") or {}).get("Hostname") or "")
+            if hostname and not data["Id"].startswith(hostname):
+                claimed.append(hostname)
+        if not claimed:
+            return
+        # By name as well as ID: a container created on the network but never started has no network ID yet.
+        filters = {"network": [network.name, network.id]}
+        listed = self.engine.read(self.engine.api.containers, all=True, filters=filters)
+        members: list[tuple[ContainerFacts, tuple[str, ...]]] = []
+        for item in listed:
+            facts = ContainerFacts(
+                id=item["Id"],
+                name=(item.get("Names") or ["/"])[0].lstrip("/"),
+                labels=item.get("Labels") or {},
+                image=item.get("Image", ""),
+                status=item.get("State", ""),
+            )
+            if facts.id in joining_ids or self._in_scope(facts):
+                continue  # only containers the caller may not touch need their aliases read
+            try:
+                data = self.engine.inspect_container(facts.id)
+            except NotFound:
+                continue  # removed meanwhile
+            endpoint = ((data.get("NetworkSettings") or {}).get("Networks") or {}).get(network.name) or {}
+            hostname = str((data.get("Config") or {}).get("Hostname") or "")
+            members.append((facts, (*(endpoint.get("Aliases") or ()), hostname)))
+        refused = policy_rules.impersonation(self.policy, network=network.name, claimed=claimed, members=members)
+        if refused is not None:
+            raise Denied(refused.reason, rule=refused.rule)
 
     def _plan(self, command: Command, ctx: Context, request: Request) -> list[EngineCall] | None:
         if command.plan is None:

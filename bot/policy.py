@@ -360,6 +360,41 @@ def network_in_scope(policy: Policy, network: NetworkFacts, *, for_removal: bool
     )
 
 
+def dns_key(name: str) -> str:
+    """A DNS name as docker's embedded resolver compares it: case-insensitive, without a trailing dot."""
+    return name.rstrip(".").lower()
+
+
+def impersonation(
+    policy: Policy,
+    *,
+    network: str,
+    claimed: Iterable[str],
+    members: Iterable[tuple[ContainerFacts, Iterable[str]]],
+) -> Decision | None:
+    """Refuse a DNS name on ``network`` that already leads to a container the caller may not touch.
+
+    On a user-defined network docker's DNS answers a container's name, its aliases and its host name; a second
+    container answering to the same name gets part of its traffic. ``members`` are the other containers on the
+    network with the names they answer to there. ``None`` when nothing clashes.
+    """
+    wanted = {dns_key(name): name for name in claimed if name}
+    for member, names in members:
+        taken = {dns_key(name) for name in (member.name, *names) if name}
+        clash = sorted(wanted[key] for key in wanted.keys() & taken)
+        if not clash:
+            continue
+        scope = container_in_scope(policy, member)
+        if scope.allowed:
+            continue
+        return deny(
+            "networks.impersonation",
+            f"`{clash[0]}` already leads to {member.name} on network {network}, which you may not touch "
+            f"({scope.reason}); a second container answering to it would take part of its traffic",
+        )
+    return None
+
+
 # ------------------------------------------------------------------------------------------ images
 
 

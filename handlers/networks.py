@@ -159,6 +159,9 @@ class NetworkConnectRequest(Request):
     def network_refs(self) -> tuple[str, ...]:
         return (self.network,)
 
+    def dns_names(self) -> tuple[str, ...] | None:
+        return self.aliases
+
 
 class NetworkDisconnectRequest(Request):
     command = "network disconnect"
