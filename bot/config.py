@@ -25,6 +25,9 @@ class Settings(BaseSettings):
         default=4, ge=1, le=256, description="threads answering quick reads (ps, inspect, logs ...) for Slack"
     )
     log_level: str = "INFO"
+    self_container: str | None = Field(
+        default=None, description="chatdock's own container (name or ID), or `none`; found by itself when unset"
+    )
 
     docker_host: str | None = Field(default=None, validation_alias=AliasChoices("DOCKER_HOST", "docker_host"))
     slack_bot_token: SecretStr | None = Field(

@@ -15,7 +15,6 @@ import logging
 import re
 import threading
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, TypeVar
 
 import docker
@@ -100,19 +99,6 @@ def _explain(exc: docker.errors.APIError) -> str:
         explanation = explanation.decode("utf-8", "replace")
     text = str(explanation or exc).strip()
     return text[:1].upper() + text[1:] if text else "the engine refused the request"
-
-
-def own_container_id() -> str | None:
-    """The ID of the container chatdock itself runs in, if any, so policy can protect it."""
-    for source in ("/proc/self/mountinfo", "/proc/self/cgroup"):
-        try:
-            text = Path(source).read_text()
-        except OSError:
-            continue
-        match = re.search(r"/(?:docker/containers|docker)/([0-9a-f]{64})", text)
-        if match:
-            return match.group(1)
-    return None
 
 
 class Engine:

@@ -12,7 +12,8 @@ from slack_sdk.http_retry.state import RetryState
 
 from bot.audit import AuditError, AuditStore, open_audit
 from bot.config import Settings
-from bot.engine import Engine, own_container_id
+from bot.engine import Engine
+from bot.own_container import SelfContainerError, find_own_container
 from bot.pipeline import Auditor, Pipeline
 from bot.policy import Policy, builtin_policy, load_policy_file
 from handlers import build_registry
@@ -30,10 +31,31 @@ def load_policy(settings: Settings, *, allow_builtin: bool) -> tuple[Policy, str
         policy, source = builtin_policy(), "built-in policy"
     else:
         raise SystemExit("chatdock: CHATDOCK_POLICY is not set; `serve` needs a policy file (see README)")
-    own = own_container_id()
-    if own:
-        policy = policy.with_protected_ids([own])
     return policy, source
+
+
+SELF_LOOKUP_TIMEOUT = 5.0  # seconds per Engine call while looking for chatdock's own container at start
+
+
+def protect_self(settings: Settings, policy: Policy) -> Policy:
+    """``policy`` with chatdock's own container protected; a warning (logged, so on stderr for ``serve`` and
+    ``shell``) when chatdock runs in a container it cannot identify. See :mod:`bot.own_container`."""
+    engine = Engine(base_url=settings.docker_host, timeout=min(SELF_LOOKUP_TIMEOUT, settings.docker_timeout))
+    try:
+        own = find_own_container(engine=engine, setting=settings.self_container)
+    except SelfContainerError as exc:
+        raise SystemExit(f"chatdock: {exc}") from None
+    finally:
+        engine.close()
+    if own.warning:
+        log.warning("%s", own.warning)
+    if own.id:
+        log.info("protecting chatdock's own container %s (found by %s)", own.id[:12], own.evidence)
+        policy = policy.with_protected_ids([own.id])
+    if own.name:
+        containers = policy.containers.model_copy(update={"protect": (*policy.containers.protect, own.name)})
+        policy = policy.model_copy(update={"containers": containers})
+    return policy
 
 
 def open_store(settings: Settings, policy: Policy) -> AuditStore:
@@ -53,6 +75,7 @@ def build_pipeline(settings: Settings, policy: Policy, *, auditor: Auditor | Non
     engine = Engine(base_url=settings.docker_host, timeout=settings.docker_timeout, pool_size=max(32, settings.workers))
     if auditor is None:
         auditor = open_store(settings, policy)
+    policy = protect_self(settings, policy)
     return Pipeline(
         engine=engine,
         policy=policy,
