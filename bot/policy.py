@@ -360,9 +360,11 @@ def network_in_scope(policy: Policy, network: NetworkFacts, *, for_removal: bool
     )
 
 
-def dns_key(name: str) -> str:
-    """A DNS name as docker's embedded resolver compares it: case-insensitive, without a trailing dot."""
-    return name.rstrip(".").lower()
+def dns_key(name: str, network: str) -> str:
+    """A DNS name as docker's embedded resolver compares it: case-insensitive, without a trailing dot, and
+    ``NAME.NETWORK`` is the same as ``NAME`` (docker answers both)."""
+    key, suffix = name.rstrip(".").lower(), "." + network.lower()
+    return key[: -len(suffix)] if key.endswith(suffix) and len(key) > len(suffix) else key
 
 
 def impersonation(
@@ -378,9 +380,9 @@ def impersonation(
     container answering to the same name gets part of its traffic. ``members`` are the other containers on the
     network with the names they answer to there. ``None`` when nothing clashes.
     """
-    wanted = {dns_key(name): name for name in claimed if name}
+    wanted = {dns_key(name, network): name for name in claimed if name}
     for member, names in members:
-        taken = {dns_key(name) for name in (member.name, *names) if name}
+        taken = {dns_key(name, network) for name in (member.name, *names) if name}
         clash = sorted(wanted[key] for key in wanted.keys() & taken)
         if not clash:
             continue

@@ -91,6 +91,7 @@ def test_run_may_not_take_a_protected_containers_alias_name_or_hostname(
     refused(admin(f"run -d --net {net} --net-alias {protected} {image}"), protected, protected)  # its name
     refused(admin(f"run -d --net {net} --name {PREFIX}cache {image}"), f"{PREFIX}cache", cache)  # out of scope
     refused(admin(f"run --dry-run -d --net {net} --net-alias db {image}"), "db", protected)
+    refused(admin(f"run -d --net {net} --net-alias db.{net} {image}"), f"db.{net}", protected)  # NAME.NETWORK
     assert names_of(docker_client) == before  # nothing was created
 
     # A name nobody protected answers to is fine, and so is one held by a container the caller may touch.
@@ -134,7 +135,17 @@ def test_the_rule_alone_compares_names_as_dns_does(team_policy: Policy) -> None:
     ours = ContainerFacts(id="b" * 64, name="mine", labels={"chatdock.managed": "true"})
     members = [(ours, ("api",)), (guarded, ("db", "aaaaaaaaaaaa"))]
     assert impersonation(team_policy, network="app", claimed=["api", "web"], members=members) is None
-    for name in ("db", "DB", "db.", "aaaaaaaaaaaa", f"{PREFIX}PROTECTED-db"):
+    for name in (
+        "db",
+        "DB",
+        "db.",
+        "db.app",
+        "DB.App.",
+        "aaaaaaaaaaaa",
+        f"{PREFIX}PROTECTED-db",
+        f"{PREFIX}protected-db.app",
+    ):
         decision = impersonation(team_policy, network="app", claimed=["web", name], members=members)
         assert decision is not None and decision.rule == "networks.impersonation", name
     assert impersonation(team_policy, network="app", claimed=["", "web"], members=[(guarded, ("", "db"))]) is None
+    assert impersonation(team_policy, network="app", claimed=["db.other", ".app"], members=members) is None
