@@ -39,6 +39,8 @@ class Request(Frozen):
 
     command: ClassVar[str] = ""
     mutating: ClassVar[bool] = False
+    # Starts existing containers, which then answer to their names again on their user-defined networks.
+    starts_containers: ClassVar[bool] = False
     dry_run: bool = False
 
     def container_refs(self) -> tuple[str, ...]:

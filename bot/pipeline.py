@@ -349,6 +349,9 @@ class Pipeline:
         if names is not None:
             for network in networks.values():
                 self._check_impersonation(network, names, [inspected[ref] for ref in containers])
+        if request.starts_containers:
+            for ref in containers:
+                self._check_restart_names(inspected[ref])
         return Context(
             engine=self.engine,
             actor=actor,
@@ -402,6 +405,18 @@ class Pipeline:
         refused = policy_rules.impersonation(self.policy, network=network.name, claimed=claimed, members=members)
         if refused is not None:
             raise Denied(refused.reason, rule=refused.rule)
+
+    def _check_restart_names(self, data: dict[str, Any]) -> None:
+        """A stopped container answers to its names again when started: check them on each of its user-defined
+        networks, where a container the caller may not touch may have taken them meanwhile."""
+        if (data.get("State") or {}).get("Running"):
+            return  # already answering; starting changes nothing
+        endpoints = (data.get("NetworkSettings") or {}).get("Networks") or {}
+        for name, endpoint in endpoints.items():
+            if name in ("bridge", "host", "none"):
+                continue  # docker's default bridge has no DNS
+            network = NetworkFacts(id=(endpoint or {}).get("NetworkID") or name, name=name)
+            self._check_impersonation(network, tuple((endpoint or {}).get("Aliases") or ()), [data])
 
     def _plan(self, command: Command, ctx: Context, request: Request) -> list[EngineCall] | None:
         if command.plan is None:

@@ -106,6 +106,7 @@ class TargetsRequest(Request):
 class StartRequest(TargetsRequest):
     command = "start"
     mutating = True
+    starts_containers = True
 
 
 class StopRequest(TargetsRequest):
@@ -116,6 +117,7 @@ class StopRequest(TargetsRequest):
 
 class RestartRequest(StopRequest):
     command = "restart"
+    starts_containers = True
 
 
 class RmRequest(TargetsRequest):

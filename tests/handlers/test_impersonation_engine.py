@@ -149,3 +149,35 @@ def test_the_rule_alone_compares_names_as_dns_does(team_policy: Policy) -> None:
         assert decision is not None and decision.rule == "networks.impersonation", name
     assert impersonation(team_policy, network="app", claimed=["", "web"], members=[(guarded, ("", "db"))]) is None
     assert impersonation(team_policy, network="app", claimed=["db.other", ".app"], members=members) is None
+
+
+def test_starting_a_container_whose_name_was_taken_meanwhile_is_refused(
+    admin: Callable[[str], Outcome], lan: dict[str, Any], docker_client: docker.DockerClient, image: str, name: Any
+) -> None:
+    net, x = lan["net"], name("x")
+    assert admin(f"run -d --net {net} --net-alias late --name {x} {image}").ok
+    assert admin(f"stop -t 0 {x}").ok
+    # Meanwhile an operator starts a protected service answering to `late` on the same network.
+    guard = name("protected-late")
+    docker_client.api.create_container(
+        image,
+        name=guard,
+        labels={TEST_LABEL: SESSION},
+        host_config=docker_client.api.create_host_config(network_mode=net),
+        networking_config=docker_client.api.create_networking_config(
+            {net: docker_client.api.create_endpoint_config(aliases=["late"])}
+        ),
+    )
+    try:
+        docker_client.api.start(guard)
+        refused(admin(f"start {x}"), "late", guard)
+        refused(admin(f"restart {x}"), "late", guard)
+        assert docker_client.api.inspect_container(x)["State"]["Status"] == "exited"
+        assert admin(f"restart {guard}").error is not None  # and the protected one stays out of reach
+
+        docker_client.api.remove_container(guard, force=True)
+        started = admin(f"start {x}")
+        assert started.ok, render(started)
+    finally:
+        with contextlib.suppress(docker.errors.APIError):
+            docker_client.api.remove_container(guard, force=True)
