@@ -190,3 +190,32 @@ def test_the_shell_protects_the_container_the_setting_names(
         assert f"CHATDOCK_SELF_CONTAINER={ghost}: no such container" in bad.stderr
     finally:
         box.remove(force=True)
+
+
+def test_serve_stops_with_one_line_when_the_setting_names_no_container(
+    tmp_path: Path, name: Callable[[str], str], docker_client: docker.DockerClient
+) -> None:
+    policy = tmp_path / "policy.yml"
+    policy.write_text("roles: {viewer: {commands: [ps]}}\ngrants: [{role: viewer, users: [U1]}]\n")
+    ghost = name("ghost")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "CHATDOCK_"))}
+    env.update(
+        SLACK_BOT_TOKEN="xoxb-1234567890-0987654321-AbCdEfGhIjKlMnOp",
+        SLACK_SIGNING_SECRET="0123456789abcdef0123456789abcdef",
+        SLACK_API_URL="http://127.0.0.1:9/api/",  # never reached: the setting stops start-up first
+        CHATDOCK_POLICY=str(policy),
+        CHATDOCK_DB=str(tmp_path / "audit.db"),
+        CHATDOCK_SELF_CONTAINER=ghost,
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "bot", "serve", "--http", "--host", "127.0.0.1", "--port", "0"],
+        check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        f"chatdock: CHATDOCK_SELF_CONTAINER={ghost}: no such container on the Docker engine"
+    ]
