@@ -219,3 +219,18 @@ def test_serve_stops_with_one_line_when_the_setting_names_no_container(
     assert done.stderr.strip().splitlines() == [
         f"chatdock: CHATDOCK_SELF_CONTAINER={ghost}: no such container on the Docker engine"
     ]
+
+
+def test_the_texts_of_a_real_container_name_its_id(
+    docker_client: docker.DockerClient, image: str, name: Callable[[str], str]
+) -> None:
+    """What a process in one of this engine's containers reads, whatever this engine's data-root and cgroups."""
+    box = docker_client.containers.run(image, ["sleep", "120"], name=name("self"), detach=True)
+    try:
+        mountinfo = box.exec_run(["cat", "/proc/self/mountinfo"]).output.decode()
+        cgroup = box.exec_run(["cat", "/proc/self/cgroup"]).output.decode()
+        assert ids_from_mountinfo(mountinfo) == [box.id]
+        assert ids_from_cgroup(cgroup) in ([box.id], [])  # [] with cgroup v2's private namespace
+        assert container_hints(Path("/nonexistent"), cgroup) in (["/proc/self/cgroup"], [])
+    finally:
+        box.remove(force=True)
