@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, SerializeAsAny
 
+from bot import dns
 from bot import policy as policy_rules
 from bot.commands import Command, Context, EngineCall, Registry
 from bot.engine import AmbiguousReference, Engine, facts_from_inspect
@@ -348,10 +349,17 @@ class Pipeline:
         names = request.dns_names()
         if names is not None:
             for network in networks.values():
-                self._check_impersonation(network, names, [inspected[ref] for ref in containers])
+                dns.check_names(
+                    self.engine,
+                    self.policy,
+                    network=network,
+                    names=names,
+                    joining=[inspected[ref] for ref in containers],
+                    in_scope=self._in_scope,
+                )
         if request.starts_containers:
             for ref in containers:
-                self._check_restart_names(inspected[ref])
+                dns.check_start(self.engine, self.policy, inspected[ref], in_scope=self._in_scope)
         return Context(
             engine=self.engine,
             actor=actor,
@@ -366,57 +374,6 @@ class Pipeline:
             history=self.history,
             secrets=secrets,
         )
-
-    def _check_impersonation(
-        self, network: NetworkFacts, names: tuple[str, ...], joining: list[dict[str, Any]]
-    ) -> None:
-        """Refuse a name on ``network`` that leads to a container the caller may not touch (docker's DNS would
-        answer it with both). The joining containers bring their names and host names, as docker registers."""
-        claimed = list(names)
-        joining_ids = {data["Id"] for data in joining}
-        for data in joining:
-            claimed.append(str(data.get("Name", "")).lstrip("/"))
-            hostname = str((data.get("Config") or {}).get("Hostname") or "")
-            if hostname and not data["Id"].startswith(hostname):
-                claimed.append(hostname)
-        if not claimed:
-            return
-        # By name as well as ID: a container created on the network but never started has no network ID yet.
-        filters = {"network": [network.name, network.id]}
-        listed = self.engine.read(self.engine.api.containers, all=True, filters=filters)
-        members: list[tuple[ContainerFacts, tuple[str, ...]]] = []
-        for item in listed:
-            facts = ContainerFacts(
-                id=item["Id"],
-                name=(item.get("Names") or ["/"])[0].lstrip("/"),
-                labels=item.get("Labels") or {},
-                image=item.get("Image", ""),
-                status=item.get("State", ""),
-            )
-            if facts.id in joining_ids or self._in_scope(facts):
-                continue  # only containers the caller may not touch need their aliases read
-            try:
-                data = self.engine.inspect_container(facts.id)
-            except NotFound:
-                continue  # removed meanwhile
-            endpoint = ((data.get("NetworkSettings") or {}).get("Networks") or {}).get(network.name) or {}
-            hostname = str((data.get("Config") or {}).get("Hostname") or "")
-            members.append((facts, (*(endpoint.get("Aliases") or ()), hostname)))
-        refused = policy_rules.impersonation(self.policy, network=network.name, claimed=claimed, members=members)
-        if refused is not None:
-            raise Denied(refused.reason, rule=refused.rule)
-
-    def _check_restart_names(self, data: dict[str, Any]) -> None:
-        """A stopped container answers to its names again when started: check them on each of its user-defined
-        networks, where a container the caller may not touch may have taken them meanwhile."""
-        if (data.get("State") or {}).get("Running"):
-            return  # already answering; starting changes nothing
-        endpoints = (data.get("NetworkSettings") or {}).get("Networks") or {}
-        for name, endpoint in endpoints.items():
-            if name in ("bridge", "host", "none"):
-                continue  # docker's default bridge has no DNS
-            network = NetworkFacts(id=(endpoint or {}).get("NetworkID") or name, name=name)
-            self._check_impersonation(network, tuple((endpoint or {}).get("Aliases") or ()), [data])
 
     def _plan(self, command: Command, ctx: Context, request: Request) -> list[EngineCall] | None:
         if command.plan is None:
