@@ -8,6 +8,7 @@ import docker
 import pytest
 
 from tests.e2e.conftest import CHANNEL, SlackDriver, all_text
+from tests.support.fake_slack import Answer
 
 pytestmark = pytest.mark.docker
 
@@ -52,6 +53,24 @@ def test_long_output_is_cut_in_the_message_and_attached_whole_in_a_thread(slack:
     assert b"line-900-abcdefghijklmnopqrstuvwxyz" in uploaded
     assert get_url.args["filename"].endswith(".txt")
     assert slack.fake.posts_to(sent.response_url) == []  # the Web API carried it, to get the thread's ts
+
+
+def test_a_refused_upload_is_said_in_the_reply_with_how_to_fix_it(slack: SlackDriver, image: str):
+    # the bot posts with chat:write.public but is not a member of the channel: Slack refuses the file
+    slack.fake.queue_api("files.completeUploadExternal", Answer(200, {"ok": False, "error": "not_in_channel"}))
+    loop = "for i in $(seq 1 900); do echo row-$i-abcdefghijklmnopqrstuvwxyz; done"
+    sent = slack.command(f"run --rm {image} sh -c “{loop}”")
+    assert sent.response.status_code == 200 and sent.elapsed < 3.0
+
+    posted = slack.posted("row-900-abcdefghijklmnopqrstuvwxyz", timeout=60)
+    [post] = [c for c in slack.fake.calls_to("chat.postMessage") if c.args is posted]
+    [update] = slack.fake.wait_for(lambda: slack.fake.calls_to("chat.update"), what="the corrected reply")
+    assert update.args["channel"] == CHANNEL and update.args["ts"] == post.answer["ts"]
+    shown = all_text(update.args["blocks"])
+    assert "is attached" not in shown
+    assert "could not be attached" in shown and "(Slack: `not_in_channel`)" in shown
+    assert "/invite @chatdock" in shown
+    assert "row-900-abcdefghijklmnopqrstuvwxyz" in shown  # the cut output itself stays
 
 
 def test_help_lists_what_this_user_may_run(slack: SlackDriver):
