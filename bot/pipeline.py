@@ -146,6 +146,8 @@ class Pipeline:
         words, dry_run = _leading_dry_run(words)
         if words[:1] == ["--help"] or words[:1] == ["-h"]:
             words = ["help"]
+        if len(words) == 2 and words[1] in ("help", "--help", "-h") and words[0] in self.registry.families():
+            words = ["help", words[0]]  # `/net help`, `network --help`
         command, rest = self.registry.match(words)
         if rest == ["--help"]:
             command, rest = self.registry.commands["help"], command.name.split()

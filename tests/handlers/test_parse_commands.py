@@ -536,8 +536,9 @@ def test_logs_since_a_duration(pipeline: Pipeline) -> None:
         ("port", "requires a container and optionally a port", c.PORT_USAGE),
         ("port web 80 81", "requires a container and optionally a port", c.PORT_USAGE),
         ("port web http", "invalid port: http (expected PORT or PORT/PROTO)", c.PORT_USAGE),
-        ("top", "requires exactly 1 container (ps options are not supported from chat)", i.TOP_USAGE),
-        ("top web aux", "requires exactly 1 container (ps options are not supported from chat)", i.TOP_USAGE),
+        ("top", "requires exactly 1 container", i.TOP_USAGE),
+        ("top web aux", "`top` takes exactly 1 container and no ps options (got `aux`): chatdock always shows `ps -ef` columns", i.TOP_USAGE),
+        ("top web -o pid,comm", "`top` takes exactly 1 container and no ps options (got `-o pid,comm`): chatdock always shows `ps -ef` columns", i.TOP_USAGE),
         ("inspect", "requires exactly 1 container (got none)", i.INSPECT_USAGE),
         ("inspect a b", "requires exactly 1 container (got 2: a b)", i.INSPECT_USAGE),
         ("inspect -f '{{.Id}}' web", "unknown shorthand flag: 'f' in -f", i.INSPECT_USAGE),
@@ -813,6 +814,17 @@ def test_run_h_is_the_hostname_flag(pipeline: Pipeline) -> None:
     assert error.message == "flag needs an argument: -h"
 
 
+NETWORK_NEEDS = (
+    "`network` needs a command: `network ls`, `network create`, `network connect`, `network disconnect`, "
+    "`network inspect`, `network rm`. See `help network`."
+)
+CONTAINER_NEEDS = (
+    "`container` needs a command: `container run`, `container ls`, `container start`, `container stop`, "
+    "`container restart`, `container rm`, `container logs`, `container port`, `container inspect`, "
+    "`container top`, `container stats`, `container exec`. See `help container`."
+)
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
@@ -823,13 +835,13 @@ def test_run_h_is_the_hostname_flag(pipeline: Pipeline) -> None:
         ("--dry-run", "no command given. Try `help`."),
         ("frobnicate", "unknown command: `frobnicate`. Try `help` for the commands you may run."),
         ("docker frobnicate now", "unknown command: `frobnicate`. Try `help` for the commands you may run."),
-        ("RUN nginx", "unknown command: `RUN`. Try `help` for the commands you may run."),
+        ("RUN nginx", "unknown command: `RUN`. Did you mean `run`? Try `help` for the commands you may run."),
         ("kill web", "unknown command: `kill`. Try `help` for the commands you may run."),
         ("images", "unknown command: `images`. Try `help` for the commands you may run."),
-        ("container", "unknown command: `container`. Try `help` for the commands you may run."),
-        ("net ls", "unknown command: `net`. Try `help` for the commands you may run."),
-        ("network", "unknown command: `network`. Try `help` for the commands you may run."),
-        ("/net", "unknown command: `network`. Try `help` for the commands you may run."),
+        ("container", CONTAINER_NEEDS),
+        ("net ls", "unknown command: `net`. Did you mean `network ls`? Try `help` for the commands you may run."),
+        ("network", NETWORK_NEEDS),
+        ("/net", NETWORK_NEEDS),
         ("network frob", "unknown command: `network frob`. Try `help` for the commands you may run."),
         ("/net prune", "unknown command: `network prune`. Try `help` for the commands you may run."),
         ("docker network prune -f", "unknown command: `network prune`. Try `help` for the commands you may run."),
@@ -839,6 +851,29 @@ def test_unknown_and_empty(pipeline: Pipeline, text: str, message: str) -> None:
     error = refused(pipeline, text)
     assert isinstance(error, UsageError)
     assert (error.message, error.usage) == (message, None)
+
+
+@pytest.mark.parametrize(
+    ("text", "suggested"),
+    [
+        ("rnu nginx", "Did you mean `run`?"),
+        ("stpo web", "Did you mean `stop`?"),
+        ("sp -a", "Did you mean one of `ps`, `stop`?"),
+        ("lgos web", "Did you mean `logs`?"),
+        ("exce web ls", "Did you mean `exec`?"),
+        ("inspcet web", "Did you mean `inspect`?"),
+        ("netwrok ls", "Did you mean `network ls`?"),
+        ("/net lss", "Did you mean `network ls`?"),
+        ("network craete app", "Did you mean `network create`?"),
+        ("container lss", "Did you mean `container ls`?"),
+        ("stat", "Did you mean one of `stats`, `start`, `restart`?"),
+    ],
+)
+def test_a_typo_gets_the_closest_commands(pipeline: Pipeline, text: str, suggested: str) -> None:
+    error = refused(pipeline, text)
+    assert isinstance(error, UsageError)
+    assert error.message.startswith("unknown command: `")
+    assert f". {suggested} Try `help` for the commands you may run." in error.message
 
 
 def test_chaining_is_only_more_words(pipeline: Pipeline) -> None:
