@@ -150,6 +150,30 @@ def not_attached(filename: str, error: str) -> str:
     return f"⚠️ The whole output could not be attached as {filename}{code}: {fix}."
 
 
+def waiting(request: object, *, run_timeout: float, exec_timeout: float) -> str:
+    """What the shell says while a command takes a while (``stopping web (waits up to 10 s)…``).
+
+    Reads the request by its attributes (``targets``, ``timeout``, ``image``, ...) so that the words stay here."""
+    command = str(getattr(request, "command", ""))
+    targets = ", ".join(getattr(request, "targets", ()) or ())
+    if command in ("stop", "restart"):
+        timeout = getattr(request, "timeout", None)
+        wait = f"up to {timeout} s" if timeout is not None else "up to 10 s, or its own stop timeout,"
+        verb = "stopping" if command == "stop" else "restarting"
+        return f"{verb} {targets} (waits {wait} before killing)…"
+    if command == "run" and not getattr(request, "detach", False):
+        return f"running {getattr(request, 'image', '')} (waits up to {run_timeout:g} s for it to exit)…"
+    if command == "run":
+        return f"starting a container from {getattr(request, 'image', '')}…"
+    if command == "exec":
+        argv = getattr(request, "argv", ()) or ("",)
+        return f"running {argv[0]} in {getattr(request, 'target', '')} (waits up to {exec_timeout:g} s)…"
+    if command == "stats":
+        return "reading stats (each container takes about 2 s, all at once)…"
+    verb = {"rm": "removing", "start": "starting"}.get(command, command)
+    return f"{verb} {targets}…" if targets else f"{verb}…"
+
+
 def ps_headline(count: int, *, all_states: bool) -> str:
     if count == 0:
         return "No containers." if all_states else "No running containers."
