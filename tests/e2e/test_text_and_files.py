@@ -27,6 +27,27 @@ def test_slack_escaping_is_undone_before_the_command_runs(slack: SlackDriver, im
     assert "http://example.com|" not in shown
 
 
+def test_dashes_and_apostrophes_from_a_phone_are_read_as_meant(
+    slack: SlackDriver, docker_client: docker.DockerClient, image: str, name: Any
+):
+    stopped = docker_client.containers.create(image, ["true"], name=name("web"))
+    try:
+        listed = all_text(slack.reply(slack.command("ps \u2013a")))  # en dash: `ps -a`, not "unknown flag: --a"
+        assert stopped.name in listed and "unknown flag" not in listed
+        assert stopped.name not in all_text(slack.reply(slack.command("ps")))
+        printed = all_text(slack.reply(slack.command(f"run \u2014rm {image} echo it\u2019s \u2018fine\u2019")))
+        assert "it's fine" in printed
+    finally:
+        stopped.remove(force=True)
+
+
+def test_an_unbalanced_quote_says_which_and_where(slack: SlackDriver):
+    sent = slack.command("exec web echo it\u2019s \u201chello")
+    assert sent.ack["response_type"] == "ephemeral"  # a usage error: only the person who typed it sees it
+    shown = all_text(sent.ack)
+    assert "unbalanced quote: the \u201c (U+201C, a curly double quote) at column 20 (word 5, `\u201chello`)" in shown
+
+
 def test_a_mention_typed_as_text_stays_text(slack: SlackDriver, image: str):
     sent = slack.command(f"run --rm {image} echo &lt;!channel&gt; hi")
     shown = all_text(slack.reply(sent))

@@ -891,7 +891,16 @@ def test_chaining_is_only_more_words(pipeline: Pipeline) -> None:
             "ps -a \u200b",
             "the text has an invisible or control character U+200B at position 7; retype the command without it",
         ),
-        ("exec web sh -c 'ls", "could not split the command: unbalanced quote"),
+        (
+            "exec web sh -c 'ls",
+            "could not split the command: unbalanced quote: the ' (single quote) at column 16 (word 5, `'ls`) is "
+            "never closed; close it, or escape it as \\'",
+        ),
+        (
+            "exec web echo \u201chello",
+            "could not split the command: unbalanced quote: the \u201c (U+201C, a curly double quote) at column 15 "
+            "(word 4, `\u201chello`) is never closed; close it",
+        ),
         ("x" * 4001, "the command is 4,001 characters long; chatdock takes at most 4,000"),
     ],
 )
@@ -912,12 +921,45 @@ def test_text_chatdock_will_not_read(pipeline: Pipeline, text: str, message: str
         ("docker container ls -a", ("container", "ls", "-a")),
         ("/net connect app web", ("network", "connect", "app", "web")),
         ("run -d \u2014name web nginx", ("run", "-d", "--name", "web", "nginx")),
+        ("ps \u2013a", ("ps", "-a")),
+        ("\u2014dry-run run \u2013d nginx", ("run", "-d", "nginx")),
+        ("/net \u2014dry-run create \u2013-internal app", ("network", "create", "--internal", "app")),
+        ("exec web echo it\u2019s \u2018a b\u2019", ("exec", "web", "echo", "it's", "a b")),
+        ("exec web ls \u2013la", ("exec", "web", "ls", "-la")),
         ("exec web sh -c \u201cecho a &amp;&amp; b\u201d", ("exec", "web", "sh", "-c", "echo a && b")),
         ("stop <@U123|bob>", ("stop", "@U123")),
     ],
 )
 def test_words_are_what_the_user_typed(pipeline: Pipeline, text: str, words: tuple[str, ...]) -> None:
     assert understand(pipeline, text).words == words
+
+
+@pytest.mark.parametrize(
+    ("text", "command", "request_"),
+    [
+        ("ps \u2013a", "ps", c.PsRequest(all=True)),
+        ("ps \u2014all", "ps", c.PsRequest(all=True)),
+        ("ps \u2013all", "ps", c.PsRequest(all=True)),
+        ("ps \u2014-all", "ps", c.PsRequest(all=True)),
+        ("ps \u2013-all", "ps", c.PsRequest(all=True)),
+        ("ps \u2013aq", "ps", c.PsRequest(all=True, quiet=True)),
+        ("stop \u2013t 3 web", "stop", c.StopRequest(targets=("web",), timeout=3)),
+        ("stop \u2014time=3 web", "stop", c.StopRequest(targets=("web",), timeout=3)),
+        ("logs \u2013-tail 5 web", "logs", c.LogsRequest(target="web", tail=5)),
+        ("rm \u2013f web", "rm", c.RmRequest(targets=("web",), force=True)),
+        ("/net create \u2014internal app", "network create", n.NetworkCreateRequest(name="app", internal=True)),
+        ("exec web echo it\u2019s", "exec", i.ExecRequest(target="web", argv=("echo", "it's"))),
+    ],
+)
+def test_typographic_dashes_and_apostrophes_read_as_meant(
+    pipeline: Pipeline, text: str, command: str, request_: Request
+) -> None:
+    check(pipeline, text, command, request_)
+
+
+def test_a_typographic_help_is_help(pipeline: Pipeline) -> None:
+    assert understand(pipeline, "run \u2014help").request == HelpRequest(topic=("run",))
+    assert understand(pipeline, "\u2014help").request == HelpRequest()
 
 
 def test_every_command_is_reachable(pipeline: Pipeline) -> None:
