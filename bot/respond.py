@@ -360,23 +360,30 @@ class Deliverer:
         except Exception as exc:
             reason = api_error(exc)
             log.warning("uploading %r failed: %s", attachment.filename, reason)
-            return (
-                f"chat.postMessage{how}; file upload failed ({reason}); {self._take_back(message, channel, ts, reason)}"
-            )
+            taken_back = self._take_back(message, channel, ts, reason, user=user)
+            return f"chat.postMessage{how}; file upload failed ({reason}); {taken_back}"
         return f"chat.postMessage{how} + file"
 
-    def _take_back(self, message: SlackMessage, channel: str, ts: str, reason: str) -> str:
+    def _take_back(self, message: SlackMessage, channel: str, ts: str, reason: str, *, user: str | None) -> str:
         """The posted reply promised a file that did not go out: update it to say so, and how to fix it
-        (``chat.update``, which needs only what posting needed)."""
+        (``chat.update``, which needs only what posting needed); failing that, tell the person who asked."""
         assert message.attachment is not None
-        corrected = message.without_file(wording.not_attached(message.attachment.filename, reason))
+        note = wording.not_attached(message.attachment.filename, reason)
+        corrected = message.without_file(note)
         try:
             if not ts:
                 raise ValueError("chat.postMessage gave no ts")
             _, how = self._web_call(lambda **kw: self.client.chat_update(channel=channel, ts=ts, **kw), corrected)
         except Exception as exc:
-            log.error("could not correct the reply that promised %r: %s", message.attachment.filename, api_error(exc))
-            return f"chat.update failed ({api_error(exc)})"
+            failed = f"chat.update failed ({api_error(exc)})"
+            log.error("could not correct the reply that promised %r: %s", message.attachment.filename, failed)
+            if not user:
+                return failed
+            try:
+                self.client.chat_postEphemeral(channel=channel, user=user, text=note)
+            except Exception as again:
+                return f"{failed}; chat.postEphemeral failed ({api_error(again)})"
+            return f"{failed}; told the requester (chat.postEphemeral)"
         return f"reply updated: not attached{how}"
 
     def _web_call(self, call: Callable[..., Any], message: SlackMessage) -> tuple[Any, str]:

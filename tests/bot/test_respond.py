@@ -302,13 +302,29 @@ def test_a_refused_upload_updates_the_reply_to_say_so_and_how_to_fix_it(
     assert status == f"chat.postMessage; file upload failed ({error}); reply updated: not attached"
 
 
-def test_when_the_reply_cannot_be_updated_either_the_status_says_so(deliverer: Deliverer, slack: FakeSlack):
+def test_when_the_reply_cannot_be_updated_the_requester_is_told(deliverer: Deliverer, slack: FakeSlack):
+    slack.queue_api("files.completeUploadExternal", Answer(200, {"ok": False, "error": "not_in_channel"}))
+    slack.queue_api("chat.update", Answer(200, {"ok": False, "error": "cant_update_message"}))
+
+    status = deliverer.deliver(promising(), RESPONSE_URL, "C1", user="UASK")
+
+    assert status.endswith(
+        "file upload failed (not_in_channel); chat.update failed (cant_update_message); "
+        "told the requester (chat.postEphemeral)"
+    )
+    [told] = slack.calls_to("chat.postEphemeral")
+    assert told.args["user"] == "UASK" and told.args["channel"] == "C1"
+    assert "could not be attached as logs-web.txt" in told.args["text"] and "/invite @chatdock" in told.args["text"]
+
+
+def test_without_a_requester_a_failed_correction_is_only_recorded(deliverer: Deliverer, slack: FakeSlack):
     slack.queue_api("files.completeUploadExternal", Answer(200, {"ok": False, "error": "not_in_channel"}))
     slack.queue_api("chat.update", Answer(200, {"ok": False, "error": "cant_update_message"}))
 
     status = deliverer.deliver(promising(), RESPONSE_URL, "C1")
 
     assert status.endswith("file upload failed (not_in_channel); chat.update failed (cant_update_message)")
+    assert slack.calls_to("chat.postEphemeral") == []
 
 
 @respx.mock
