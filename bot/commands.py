@@ -7,6 +7,7 @@ would send: policy reads them, ``--dry-run`` shows them, and the handler sends e
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -91,14 +92,75 @@ class Registry:
     def names(self) -> list[str]:
         return list(self.commands)
 
+    def families(self) -> list[str]:
+        """The words that only start commands (``network``, ``container``), as docker's management commands."""
+        singles = {spelling[0] for spelling in self._spellings if len(spelling) == 1}
+        return sorted({spelling[0] for spelling in self._spellings if len(spelling) > 1} - singles)
+
+    def family(self, word: str) -> list[tuple[str, Command]]:
+        """``(spelling, command)`` for each command spelled ``WORD SUBCOMMAND``, in registration order, one
+        spelling per command (``network`` → network ls, network create, ...)."""
+        found: dict[str, str] = {}
+        for spelling, command in self._spellings.items():
+            if len(spelling) == 2 and spelling[0] == word:
+                found.setdefault(command.name, " ".join(spelling))
+        return [(found[name], command) for name, command in self.commands.items() if name in found]
+
     def match(self, words: list[str]) -> tuple[Command, list[str]]:
-        """Find the command the words start with (longest spelling first); return it and the rest."""
+        """Find the command the words start with (longest spelling first); return it and the rest.
+
+        An unknown command is an error that offers the closest spellings (``rnu`` → ``run``, ``netwrok ls`` →
+        ``network ls``), found with difflib as git and docker's own CLI suggest commands."""
         for length in (3, 2, 1):
             key = tuple(words[:length])
             if len(key) == length and key in self._spellings:
                 return self._spellings[key], words[length:]
         if not words:
             raise UsageError("no command given. Try `help`.")
-        family = "network " if words[0] == "network" else ""
+        if words[0] in self.families() and len(words) == 1:
+            subcommands = ", ".join(f"`{spelling}`" for spelling, _ in self.family(words[0]))
+            raise UsageError(f"`{words[0]}` needs a command: {subcommands}. See `help {words[0]}`.")
+        family = words[0] in self.families()
         attempted = " ".join(words[:2]) if family else words[0]
-        raise UsageError(f"unknown command: `{attempted}`. Try `help` for the commands you may run.")
+        hint = did_you_mean(self.suggest(words))
+        raise UsageError(f"unknown command: `{attempted}`.{hint} Try `help` for the commands you may run.")
+
+    def suggest(self, words: list[str], *, limit: int = 3) -> list[str]:
+        """The spellings closest to what ``words`` start with (a typo of a command or of a family's command).
+
+        Swapped letters come first (``sp`` → ``ps``, which difflib's ratio ranks low in short words), then
+        difflib's close matches; a family whose command is typed exactly wins (``net ls`` → ``network ls``)."""
+        if not words:
+            return []
+        families = self.families()
+        singles = sorted({s[0] for s in self._spellings if len(s) == 1})
+        first = words[0].lower()
+        heads = [first] if first in families else _close(first, [*singles, *families], limit)
+        typed = words[1].lower() if len(words) > 1 else ""
+        exact: list[str] = []
+        found: list[str] = []
+        for head in heads:
+            if head not in families or not typed:
+                found.append(head)
+                continue
+            seconds = sorted({s[1] for s in self._spellings if len(s) == 2 and s[0] == head})
+            if typed in seconds:
+                exact.append(f"{head} {typed}")
+            else:
+                found += [f"{head} {second}" for second in _close(typed, seconds, limit)]
+        return (exact or found)[:limit]
+
+
+def _close(word: str, candidates: list[str], limit: int) -> list[str]:
+    swapped = [c for c in candidates if c != word and sorted(c) == sorted(word)]
+    near = difflib.get_close_matches(word, candidates, n=limit, cutoff=0.6)
+    return list(dict.fromkeys([*swapped, *near]))[:limit]
+
+
+def did_you_mean(suggestions: list[str]) -> str:
+    """`` Did you mean `run`?`` (with a leading space), or nothing."""
+    if not suggestions:
+        return ""
+    if len(suggestions) == 1:
+        return f" Did you mean `{suggestions[0]}`?"
+    return " Did you mean one of " + ", ".join(f"`{s}`" for s in suggestions) + "?"

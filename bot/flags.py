@@ -9,6 +9,20 @@ What docker users rely on, and so what this accepts:
   positional word, so everything after the image is the container's command.
 Unknown flags are errors, never passed through. Flags docker has but chatdock must never honour are declared
 as ``refused`` so the user learns the rule that forbids them rather than "unknown flag".
+
+Dashes as phones, macOS and Slack's clients type them (:func:`plain_dashes`): every word that starts with
+typographic dashes is read as the ASCII option it stands for, and from then on is that option (a refused one
+is refused, one after the image is "an option after the image"), so a look-alike can never slip through as an
+image or a container's command. Autocorrect makes an em dash of ``--`` and an en dash of ``-``, and some
+keyboards an en dash of ``--``; so:
+
+* an em dash (— ― ﹘ ⸺ ⸻), or two dashes of any kind (``–-``, ``-–``, ``——``), is ``--``; followed by a single
+  character it is ``-`` (no long option is one letter): ``—all`` → ``--all``, ``—-all`` → ``--all``, ``—a`` → ``-a``;
+* one en dash or hyphen look-alike (– ‐ ‑ ‒ − ﹣ － ˗ ⁃ ➖) is ``--`` when the command has that long option and ``-``
+  otherwise: ``–rm`` → ``--rm``, ``–name web`` → ``--name web``, ``–all`` → ``--all``, ``–a`` → ``-a``,
+  ``–dit`` → ``-dit``, ``exec web ls –la`` → ``ls -la``;
+* alone, ``—`` is ``--`` and ``–`` is ``-``.
+Any other dash character (〜, ゠, ...) at the start of a word is refused: it only looks like ``-``.
 """
 
 from __future__ import annotations
@@ -20,7 +34,12 @@ from typing import Literal
 
 from bot.errors import Denied, UsageError
 
-_MINUS_LOOKALIKES = frozenset("\u2212\u02d7\u2043\u2796\ufe63\uff0d")
+# What each typographic dash at the start of an option word counts for, in ASCII hyphens.
+_DASH_WEIGHT = {
+    "-": 1,
+    **dict.fromkeys("\u2010\u2011\u2012\u2013\u2212\ufe63\uff0d\u02d7\u2043\u2796", 1),  # hyphens, en dash, minus
+    **dict.fromkeys("\u2014\u2015\ufe58\u2e3a\u2e3b", 2),  # em dashes: what autocorrect makes of "--"
+}
 _TRUE = {"true", "1", "t", "yes"}
 _FALSE = {"false", "0", "f", "no"}
 
@@ -122,11 +141,45 @@ def _refuse(refused: Refused, shown: str, value: str | None) -> Denied:
 
 
 def _lookalike_dash(word: str) -> str | None:
-    """The first character of ``word`` if it only looks like ``-`` (U+2010 hyphen, U+2212 minus, ...)."""
+    """The first character of ``word`` if it is a dash chatdock does not read as ``-`` (〜, ゠, ...)."""
     first = word[:1]
-    if first and first != "-" and (first in _MINUS_LOOKALIKES or unicodedata.category(first) == "Pd"):
+    if first and first not in _DASH_WEIGHT and unicodedata.category(first) == "Pd":
         return first
     return None
+
+
+def _lookalike_error(word: str, dash: str, usage: str) -> UsageError:
+    return UsageError(
+        f"`{word}` starts with U+{ord(dash):04X} ({unicodedata.name(dash, 'a dash')}), which only looks like '-'; "
+        "retype it with a plain '-'",
+        usage=usage,
+    )
+
+
+def plain_dash(grammar: Grammar, word: str) -> str:
+    """``word`` with typographic dashes at its start read as the ASCII option they stand for (see the module
+    docstring); any other word as it is. A dash character chatdock does not read is a usage error."""
+    run = 0
+    while run < len(word) and word[run] in _DASH_WEIGHT:
+        run += 1
+    leading, rest = word[:run], word[run:]
+    odd = _lookalike_dash(rest)
+    if odd is not None:
+        raise _lookalike_error(word, odd, grammar.usage)
+    if leading == "-" * run:  # plain ASCII, or no dash at all
+        return word
+    weight = sum(_DASH_WEIGHT[char] for char in leading)
+    if not rest:
+        return "--" if weight >= 2 else "-"
+    if weight >= 2:
+        return "--" + rest if len(rest) > 1 else "-" + rest
+    name = "--" + rest.partition("=")[0]
+    return ("--" if len(rest) > 1 and grammar.lookup(name) is not None else "-") + rest
+
+
+def plain_dashes(grammar: Grammar, words: list[str]) -> list[str]:
+    """:func:`plain_dash` for each word: what the parser, policy and the echoed command then all read."""
+    return [plain_dash(grammar, word) for word in words]
 
 
 class _Parser:
@@ -195,13 +248,6 @@ class _Parser:
             position += 1
 
     def run(self) -> Parsed:
-        for word in self.words:  # "‐‐privileged" must not slip through as an image or a container command
-            dash = _lookalike_dash(word)
-            if dash is not None:
-                raise self.fail(
-                    f"`{word}` starts with U+{ord(dash):04X} ({unicodedata.name(dash, 'a dash')}), which only looks "
-                    "like '-'; retype it with a plain '-'"
-                )
         while self.index < len(self.words):
             word = self.words[self.index]
             self.index += 1
@@ -221,5 +267,5 @@ class _Parser:
 
 
 def parse(grammar: Grammar, words: list[str]) -> Parsed:
-    """Parse ``words`` (the text after the command name) against ``grammar``."""
-    return _Parser(grammar, words).run()
+    """Parse ``words`` (the text after the command name) against ``grammar``, typographic dashes read first."""
+    return _Parser(grammar, plain_dashes(grammar, words)).run()

@@ -23,6 +23,7 @@ from bot import policy as policy_rules
 from bot.commands import Command, Context, EngineCall, Registry
 from bot.engine import AmbiguousReference, Engine, facts_from_inspect
 from bot.errors import ChatdockError, Conflict, Denied, NotFound, UsageError
+from bot.flags import Flag, Grammar, plain_dash, plain_dashes
 from bot.models import Actor, ContainerFacts, Decision, DryRun, NetworkFacts, Request, Result
 from bot.policy import Policy
 from bot.redact import SecretMask, SecretSink, redact_document, redact_text, redact_words
@@ -144,10 +145,15 @@ class Pipeline:
         words = split_words(normalize(text))
         if words and words[0].lower() in PREFIXES:
             words = [*PREFIXES[words[0].lower()], *words[1:]]
-        words, dry_run = _leading_dry_run(words)
+        words, dry_run = _leading_dry_run(_leading_dashes(words))
         if words[:1] == ["--help"] or words[:1] == ["-h"]:
             words = ["help"]
+        if len(words) == 2 and words[1] in ("help", "--help", "-h") and words[0] in self.registry.families():
+            words = ["help", words[0]]  # `/net help`, `network --help`
         command, rest = self.registry.match(words)
+        if rest:  # typographic dashes read as the command's options: what policy, audit and the echo all see
+            rest = plain_dashes(command.grammar, rest)
+            words = [*words[: len(words) - len(rest)], *rest]
         if rest == ["--help"]:
             command, rest = self.registry.commands["help"], command.name.split()
         request = command.parse(rest)
@@ -468,6 +474,22 @@ def _check_states(ctx: Context, expected: Mapping[str, str] | None) -> None:
                 f"{current.name} changed since this message was posted (it was {state}, it is now "
                 f"{current.status}); nothing was done"
             )
+
+
+_LEADING = Grammar(
+    usage="[--dry-run] COMMAND [ARG...]", flags=(Flag(("--dry-run",), "dry_run"), Flag(("--help", "-h"), "help"))
+)
+
+
+def _leading_dashes(words: list[str]) -> list[str]:
+    """``—dry-run`` and ``—help`` typed before the command (or after ``network``) read as their ASCII options."""
+    for index, word in enumerate(words):
+        plain = plain_dash(_LEADING, word)
+        if plain != word:
+            words = [*words[:index], plain, *words[index + 1 :]]
+        if not plain.startswith("-") and plain not in ("network", "container"):
+            break
+    return words
 
 
 def _leading_dry_run(words: list[str]) -> tuple[list[str], bool]:

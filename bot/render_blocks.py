@@ -125,6 +125,30 @@ class SlackMessage:
     response_type: Literal["in_channel", "ephemeral"]
     attachment: FileAttachment | None = None
 
+    def without_file(self, note: str) -> SlackMessage:
+        """This message with every "attached" promise replaced by ``note`` (plain text: it is escaped here), for
+        when the file did not go out (an upload Slack refused, a reply that cannot carry one)."""
+        blocks = []
+        text = self.text
+        for block in self.blocks:
+            block_id = str(block.get("block_id", ""))
+            if not block_id.startswith(f"cd-{_PROMISE}-"):
+                blocks.append(block)
+            elif block.get("type") == "section":  # the headline of a reply sent only as a file
+                blocks.append({**block, "text": {"type": "mrkdwn", "text": escape(wording.TOO_LARGE_NOT_ATTACHED)}})
+                blocks.append(ContextBlock(block_id=block_id + "-why", elements=[_mrkdwn(note)]).to_dict())
+                text = wording.TOO_LARGE_NOT_ATTACHED
+            else:
+                blocks.append(ContextBlock(block_id=block_id, elements=[_mrkdwn(note)]).to_dict())
+        return SlackMessage(text=text, blocks=blocks, response_type=self.response_type)
+
+
+_PROMISE = "attached"  # the block_id stem of every line that says a file is attached
+
+
+def _mrkdwn(text: str) -> MarkdownTextObject:
+    return MarkdownTextObject(text=_esc(text, SECTION_MAX, escape))
+
 
 # --------------------------------------------------------------------------------------------- buttons
 
@@ -638,7 +662,7 @@ def _inspection(msg: _Message, result: Inspection, filename: str) -> str:
             msg.section("", stem="summary", fields=fields[start : start + MAX_FIELDS])
         if len(pairs) > capacity:
             msg.context(wording.more_items(len(pairs) - capacity))
-    msg.context(f"The whole document is attached as {escape(filename)}.", stem="document")
+    msg.context(escape(wording.document_in(filename)), stem=_PROMISE)
     return _bold(result.title, 200) or "inspect"
 
 
@@ -824,7 +848,7 @@ def _within_limits(blocks: list[dict[str, Any]]) -> bool:
 def _too_large(outcome: Outcome, *, clicked_by: str | None) -> SlackMessage:
     """The last resort when a reply would not fit: say so, and attach all of it."""
     msg = _Message()
-    msg.section(wording.TOO_LARGE, stem="headline")
+    msg.section(wording.TOO_LARGE, stem=_PROMISE)
     msg.context(*_closing(outcome, clicked_by=clicked_by))
     return _finish(msg, wording.TOO_LARGE, "in_channel", _attachment(outcome))
 
@@ -849,7 +873,7 @@ def render_message(outcome: Outcome, *, clicked_by: str | None = None) -> SlackM
     try:
         fallback = _body(msg, result, filename)
         if msg.cut and not isinstance(result, Inspection):
-            msg.context(escape(wording.full_output_in(filename)), stem="cut")
+            msg.context(escape(wording.full_output_in(filename)), stem=_PROMISE)
         msg.context(*_closing(outcome, clicked_by=clicked_by))
     except SlackObjectFormationError:
         log.exception("request %s: could not build its Slack reply", outcome.request_id)

@@ -29,6 +29,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
 
+from bot import wording
 from bot.render_blocks import SlackMessage
 
 log = logging.getLogger(__name__)
@@ -252,6 +253,7 @@ class Deliverer:
             if channel and message.response_type == "in_channel" and not replace_original:
                 return self._deliver_with_file(message, response_url, channel, user=user, issued_at=issued_at)
             log.info("attachment %r not uploaded: only new in-channel messages carry files", message.attachment.title)
+            message = message.without_file(wording.NOT_ATTACHED_HERE)  # never promise a file that is not sent
         notes: list[str] = []
         if response_url:
             try:
@@ -343,7 +345,7 @@ class Deliverer:
             # e.g. not_in_channel in a private channel: the reply still goes out, without the file
             reason = api_error(exc)
             log.warning("chat.postMessage failed (%s); replying without the file %r", reason, attachment.filename)
-            bare = SlackMessage(text=message.text, blocks=message.blocks, response_type=message.response_type)
+            bare = message.without_file(wording.not_attached(attachment.filename, reason))
             status = self.deliver(bare, response_url, channel, user=user, issued_at=issued_at)
             return f"{status}; file not uploaded ({reason})"
         ts = str(response.get("ts", ""))
@@ -358,8 +360,31 @@ class Deliverer:
         except Exception as exc:
             reason = api_error(exc)
             log.warning("uploading %r failed: %s", attachment.filename, reason)
-            return f"chat.postMessage{how}; file upload failed ({reason})"
+            taken_back = self._take_back(message, channel, ts, reason, user=user)
+            return f"chat.postMessage{how}; file upload failed ({reason}); {taken_back}"
         return f"chat.postMessage{how} + file"
+
+    def _take_back(self, message: SlackMessage, channel: str, ts: str, reason: str, *, user: str | None) -> str:
+        """The posted reply promised a file that did not go out: update it to say so, and how to fix it
+        (``chat.update``, which needs only what posting needed); failing that, tell the person who asked."""
+        assert message.attachment is not None
+        note = wording.not_attached(message.attachment.filename, reason)
+        corrected = message.without_file(note)
+        try:
+            if not ts:
+                raise ValueError("chat.postMessage gave no ts")
+            _, how = self._web_call(lambda **kw: self.client.chat_update(channel=channel, ts=ts, **kw), corrected)
+        except Exception as exc:
+            failed = f"chat.update failed ({api_error(exc)})"
+            log.error("could not correct the reply that promised %r: %s", message.attachment.filename, failed)
+            if not user:
+                return failed
+            try:
+                self.client.chat_postEphemeral(channel=channel, user=user, text=note)
+            except Exception as again:
+                return f"{failed}; chat.postEphemeral failed ({api_error(again)})"
+            return f"{failed}; told the requester (chat.postEphemeral)"
+        return f"reply updated: not attached{how}"
 
     def _web_call(self, call: Callable[..., Any], message: SlackMessage) -> tuple[Any, str]:
         """Call with blocks; if Slack refuses the blocks, once more as plain text."""

@@ -10,9 +10,11 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
-from collections.abc import Iterable
+import threading
+from collections.abc import Iterable, Iterator
 from typing import TextIO
 
+from bot import wording
 from bot.models import Actor
 from bot.pipeline import Outcome, Pipeline
 from bot.render_text import render
@@ -31,8 +33,65 @@ def emit(outcome: Outcome, *, as_json: bool, out: TextIO) -> None:
     out.flush()
 
 
-def run_lines(pipeline: Pipeline, actor: Actor, lines: Iterable[str], *, as_json: bool, out: TextIO) -> bool:
-    """Run each non-blank, non-comment line; True when all succeeded."""
+PROGRESS_DELAY = 0.5  # seconds a command runs before the shell says what it waits for
+
+
+def waiting_line(pipeline: Pipeline, text: str) -> str | None:
+    """What a command will wait for, or None when it cannot be parsed (its error comes from ``handle``)."""
+    try:
+        request = pipeline.understand(text).request
+    except Exception:
+        return None
+    if request.dry_run:
+        return None
+    return wording.waiting(request, run_timeout=pipeline.run_timeout, exec_timeout=pipeline.exec_timeout)
+
+
+@contextlib.contextmanager
+def progress(line: str | None, *, stream: TextIO, delay: float = PROGRESS_DELAY) -> Iterator[None]:
+    """Say ``line`` on ``stream`` (stderr) once the work inside has taken longer than ``delay``: on a terminal a
+    line erased when the work ends (docker's own progress lines do the same), otherwise a plain line. stdout,
+    where the output and ``--json``'s one object per command go, is never touched."""
+    if line is None:
+        yield
+        return
+    terminal = stream.isatty()
+    lock = threading.Lock()
+    state = {"done": False, "shown": False}
+
+    def show() -> None:
+        with lock:
+            if state["done"]:
+                return
+            stream.write(line if terminal else line + "\n")
+            stream.flush()
+            state["shown"] = True
+
+    timer = threading.Timer(delay, show)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+        with lock:
+            state["done"] = True
+            if state["shown"] and terminal:
+                stream.write("\r\x1b[K")
+                stream.flush()
+
+
+def run_lines(
+    pipeline: Pipeline,
+    actor: Actor,
+    lines: Iterable[str],
+    *,
+    as_json: bool,
+    out: TextIO,
+    status: TextIO | None = None,
+) -> bool:
+    """Run each non-blank, non-comment line; True when all succeeded. ``status`` (stderr by default) hears what a
+    slow command waits for."""
     all_ok = True
     for line in lines:
         text = line.strip()
@@ -40,7 +99,8 @@ def run_lines(pipeline: Pipeline, actor: Actor, lines: Iterable[str], *, as_json
             continue
         if text in ("exit", "quit"):
             break
-        outcome = pipeline.handle(text, actor, source="shell")
+        with progress(waiting_line(pipeline, text), stream=status or sys.stderr):
+            outcome = pipeline.handle(text, actor, source="shell")
         emit(outcome, as_json=as_json, out=out)
         all_ok = all_ok and outcome.ok
     return all_ok

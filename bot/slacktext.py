@@ -1,9 +1,11 @@
 """Turn text as Slack delivers it back into what the user typed.
 
-Slack escapes ``& < >``, wraps mentions, channels and links in ``<...>`` and its clients autocorrect quotes
-and dashes. The order matters: ``<...>`` tokens are unwrapped *before* the three entities are unescaped, so a
-user who types ``<@U0ADMIN>`` literally (which arrives as ``&lt;@U0ADMIN&gt;``) gets literal text, never a
-mention. Unescaping is a single pass, so ``&amp;lt;`` becomes ``&lt;`` and not ``<``.
+Slack escapes ``& < >`` and wraps mentions, channels and links in ``<...>``. What its clients' autocorrect does
+to quotes and dashes is undone later, where the meaning is known: quotes when the words are split
+(bot/tokenize.py), dashes when a command reads its options (bot/flags.py). The order matters: ``<...>`` tokens
+are unwrapped *before* the three entities are unescaped, so a user who types ``<@U0ADMIN>`` literally (which
+arrives as ``&lt;@U0ADMIN&gt;``) gets literal text, never a mention. Unescaping is a single pass, so
+``&amp;lt;`` becomes ``&lt;`` and not ``<``.
 """
 
 from __future__ import annotations
@@ -20,18 +22,6 @@ _ENTITY = re.compile(r"&(amp|lt|gt);")
 _ENTITIES = {"amp": "&", "lt": "<", "gt": ">"}
 _TRANSLATE = str.maketrans(
     {
-        "\u201c": '"',
-        "\u201d": '"',
-        "\u201e": '"',
-        "\u201f": '"',
-        "\u2033": '"',
-        "\u2018": "'",
-        "\u2019": "'",
-        "\u201a": "'",
-        "\u201b": "'",
-        "\u2032": "'",
-        "\u2014": "--",  # em dash: macOS and Slack turn "--" into it
-        "\u2013": "--",  # en dash: some clients do the same
         "\u00a0": " ",
         "\u202f": " ",
         "\t": " ",

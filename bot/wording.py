@@ -119,6 +119,61 @@ def full_output_in(filename: str) -> str:
     return f"Cut to fit Slack; the whole output is attached as {filename}."
 
 
+def document_in(filename: str) -> str:
+    return f"The whole document is attached as {filename}."
+
+
+# Why Slack refused a file, as the person in the channel can fix it (Slack's error code → what to do).
+_ATTACH_FIXES = {
+    "not_in_channel": "chatdock is not a member of this channel: invite it with `/invite @chatdock`, then run the "
+    "command again",
+    "channel_not_found": "chatdock cannot see this channel: invite it with `/invite @chatdock`, then run the command "
+    "again",
+    "missing_scope": "the Slack app lacks the `files:write` scope: an admin adds it (see manifest.yml) and reinstalls "
+    "the app",
+    "no_permission": "the Slack app may not upload files here: an admin adds the `files:write` scope and reinstalls "
+    "the app",
+    "not_allowed_token_type": "the Slack app may not upload files with its token: an admin adds the `files:write` "
+    "scope and reinstalls the app",
+    "file_uploads_disabled": "this workspace does not allow file uploads",
+    "file_uploads_except_images_disabled": "this workspace allows only images to be uploaded",
+    "restricted_action": "this channel does not allow chatdock to post files",
+    "is_archived": "this channel is archived",
+}
+NOT_ATTACHED_HERE = "replies that replace a message or that only you can see cannot carry files; run the command again"
+
+
+def not_attached(filename: str, error: str) -> str:
+    """The promise "the whole output is attached" taken back: the upload failed; say why and how to fix it."""
+    fix = _ATTACH_FIXES.get(error, f"Slack did not take the file (`{error}`); try again, or ask an admin")
+    code = f" (Slack: `{error}`)" if error in _ATTACH_FIXES else ""
+    return f"⚠️ The whole output could not be attached as {filename}{code}: {fix}."
+
+
+def waiting(request: object, *, run_timeout: float, exec_timeout: float) -> str:
+    """What the shell says while a command takes a while (``stopping web (waits up to 10 s)…``).
+
+    Reads the request by its attributes (``targets``, ``timeout``, ``image``, ...) so that the words stay here."""
+    command = str(getattr(request, "command", ""))
+    targets = ", ".join(getattr(request, "targets", ()) or ())
+    if command in ("stop", "restart"):
+        timeout = getattr(request, "timeout", None)
+        wait = f"up to {timeout} s" if timeout is not None else "up to 10 s, or its own stop timeout,"
+        verb = "stopping" if command == "stop" else "restarting"
+        return f"{verb} {targets} (waits {wait} before killing)…"
+    if command == "run" and not getattr(request, "detach", False):
+        return f"running {getattr(request, 'image', '')} (waits up to {run_timeout:g} s for it to exit)…"
+    if command == "run":
+        return f"starting a container from {getattr(request, 'image', '')}…"
+    if command == "exec":
+        argv = getattr(request, "argv", ()) or ("",)
+        return f"running {argv[0]} in {getattr(request, 'target', '')} (waits up to {exec_timeout:g} s)…"
+    if command == "stats":
+        return "reading stats (each container takes about 2 s, all at once)…"
+    verb = {"rm": "removing", "start": "starting"}.get(command, command)
+    return f"{verb} {targets}…" if targets else f"{verb}…"
+
+
 def ps_headline(count: int, *, all_states: bool) -> str:
     if count == 0:
         return "No containers." if all_states else "No running containers."
@@ -192,3 +247,4 @@ HISTORY_HEADERS = ["WHEN", "WHO", "COMMAND", "OUTCOME", "RESULT"]
 NO_HISTORY = "No history yet."
 NO_NETWORKS = "No networks."
 TOO_LARGE = "This reply is too large for a Slack message; the whole of it is attached."
+TOO_LARGE_NOT_ATTACHED = "This reply is too large for a Slack message."

@@ -94,7 +94,9 @@ def run_inspect(ctx: Context, request: InspectRequest) -> Inspection:
 
 # --------------------------------------------------------------------------------------------- top
 
-TOP_USAGE = "top CONTAINER [ps OPTIONS]"
+# docker's `top CONTAINER [ps OPTIONS]` hands the options to `ps` on the Docker host; chatdock does not take them
+# (`ps e` and friends print every process's environment, secrets included), so the usage does not offer them.
+TOP_USAGE = "top CONTAINER"
 
 
 class TopRequest(Request):
@@ -106,8 +108,15 @@ class TopRequest(Request):
 
 
 def build_top(parsed: Parsed) -> TopRequest:
-    if len(parsed.positionals) != 1:
-        raise UsageError("requires exactly 1 container (ps options are not supported from chat)", usage=TOP_USAGE)
+    if len(parsed.positionals) > 1:
+        extra = " ".join(parsed.positionals[1:])
+        raise UsageError(
+            f"`top` takes exactly 1 container and no ps options (got `{extra}`): chatdock always shows "
+            "`ps -ef` columns",
+            usage=TOP_USAGE,
+        )
+    if not parsed.positionals:
+        raise UsageError("requires exactly 1 container", usage=TOP_USAGE)
     return TopRequest(target=parsed.positionals[0])
 
 
@@ -346,7 +355,7 @@ COMMANDS = (
     ),
     Command(
         "top",
-        Grammar(usage=TOP_USAGE),
+        Grammar(usage=TOP_USAGE, positionals="stop"),  # `top web -o pid`: refused by build_top, saying why
         "list a container's processes",
         build_top,
         run_top,

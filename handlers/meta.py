@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from bot.commands import Command, Context
+from collections.abc import Callable
+
+from bot.commands import Command, Context, did_you_mean
 from bot.errors import UsageError
 from bot.flags import Grammar, Parsed
 from bot.models import HelpText, Request
+from bot.pipeline import PREFIXES
 from bot.policy import ANY, commands_for
 
 HELP_USAGE = "help [COMMAND]"
@@ -17,9 +20,12 @@ class HelpRequest(Request):
 
 
 def build_help(parsed: Parsed) -> HelpRequest:
+    """The topic as the command would be typed: ``help /net ls``, ``help docker run`` and ``help net`` too."""
     words = list(parsed.positionals)
-    if words[:1] in (["net"], ["/net"]):
+    if words[:1] == ["net"]:
         words[0] = "network"
+    if words and words[0].lower() in PREFIXES:
+        words = [*PREFIXES[words[0].lower()], *words[1:]]
     return HelpRequest(topic=tuple(words))
 
 
@@ -30,11 +36,16 @@ def run_help(ctx: Context, request: HelpRequest) -> HelpText:
     def may(name: str) -> bool:
         return ANY in allowed or name in allowed
 
+    if len(request.topic) == 1 and request.topic[0] in ctx.registry.families():
+        return _family_help(ctx, request.topic[0], may)
     if request.topic:
         try:
             command, rest = ctx.registry.match(list(request.topic))
         except UsageError:
-            raise UsageError(f"no help for `{' '.join(request.topic)}`: unknown command", usage=HELP_USAGE) from None
+            hint = did_you_mean(ctx.registry.suggest(list(request.topic)))
+            raise UsageError(
+                f"no help for `{' '.join(request.topic)}`: unknown command.{hint}", usage=HELP_USAGE
+            ) from None
         if rest:
             raise UsageError(f"no help for `{' '.join(request.topic)}`", usage=HELP_USAGE)
         lines = [f"Usage: {command.grammar.usage}", "", command.summary]
@@ -64,6 +75,19 @@ def run_help(ctx: Context, request: HelpRequest) -> HelpText:
     return HelpText(title=f"chatdock: what you may run ({who})", lines=tuple(lines))
 
 
+def _family_help(ctx: Context, family: str, may: Callable[[str], bool]) -> HelpText:
+    """``help network``: the family's commands (docker's management-command help), marking those not granted."""
+    lines = []
+    for spelling, command in ctx.registry.family(family):
+        usage = command.grammar.usage
+        if not usage.startswith(spelling):  # an alias: show it as typed (``container ls``, usage ``ps ...``)
+            usage = spelling + usage.removeprefix(command.name)
+        mark = "" if may(command.name) else "  (not granted to you)"
+        lines.append(f"{usage}  —  {command.summary}{mark}")
+    lines += ["", f"`help {family} COMMAND` for its options and examples."]
+    return HelpText(title=f"help {family}", lines=tuple(lines))
+
+
 COMMANDS = (
     Command(
         "help",
@@ -71,6 +95,6 @@ COMMANDS = (
         "show the commands you may run",
         build_help,
         run_help,
-        examples=("help", "help run", "help network connect"),
+        examples=("help", "help run", "help network", "help network connect"),
     ),
 )

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from bot.errors import Denied, UsageError
-from bot.flags import Flag, Grammar, Kind, Parsed, Refused, parse
+from bot.flags import Flag, Grammar, Kind, Parsed, Refused, parse, plain_dash
 from handlers import run as run_handler
 
 _FLAGS = (
@@ -330,3 +330,107 @@ def test_every_run_refusal_is_covered() -> None:
     covered = {"-v" if word.startswith(("-dv", "-itdv", "-v")) else word for word in covered}
     declared = {name for refused in run_handler.REFUSED for name in refused.names}
     assert declared == covered
+
+
+# --------------------------------------------------------------------------------------- typographic dashes
+
+EN, EM = "\u2013", "\u2014"
+
+
+@pytest.mark.parametrize(
+    ("word", "read"),
+    [
+        # an em dash, or two dashes of any kind, is "--" (autocorrect makes "—" of "--")
+        (f"{EM}rm", "--rm"),
+        (f"{EM}name=web", "--name=web"),
+        (f"{EM}-rm", "--rm"),
+        (f"{EN}-rm", "--rm"),
+        (f"-{EN}rm", "--rm"),
+        (f"{EN}{EN}rm", "--rm"),
+        (f"{EM}{EM}rm", "--rm"),
+        ("\u2010\u2010rm", "--rm"),
+        ("\u2212\u2212rm", "--rm"),
+        ("\uff0d\uff0drm", "--rm"),
+        (f"{EM}unknown", "--unknown"),
+        # ... but before one letter it is "-": no long option is one letter
+        (f"{EM}d", "-d"),
+        # one en dash or hyphen look-alike is "--" before one of the command's long options, "-" otherwise
+        (f"{EN}rm", "--rm"),
+        (f"{EN}name", "--name"),
+        (f"{EN}name=web", "--name=web"),
+        (f"{EN}network=app", "--network=app"),
+        (f"{EN}d", "-d"),
+        (f"{EN}dit", "-dit"),
+        (f"{EN}p8080:80", "-p8080:80"),
+        (f"{EN}la", "-la"),
+        ("\u2010d", "-d"),
+        ("\u2011d", "-d"),
+        ("\u2012d", "-d"),
+        ("\u2212v", "-v"),
+        ("\ufe63d", "-d"),
+        ("\u02d7d", "-d"),
+        ("\u2043d", "-d"),
+        ("\u2796d", "-d"),
+        ("\u2015rm", "--rm"),
+        ("\ufe58rm", "--rm"),
+        ("\u2e3arm", "--rm"),
+        # alone: em dash "--", en dash "-"
+        (EM, "--"),
+        (EN, "-"),
+        (f"{EN}{EN}", "--"),
+        # anything else is left alone
+        ("-d", "-d"),
+        ("--rm", "--rm"),
+        ("web", "web"),
+        (f"a{EM}b", f"a{EM}b"),
+        ("", ""),
+    ],
+)
+def test_typographic_dashes_are_read_as_the_option_meant(word: str, read: str) -> None:
+    assert plain_dash(STOP, word) == read
+
+
+@pytest.mark.parametrize(
+    ("line", "expected_values", "expected_positionals"),
+    [
+        (f"{EN}d {EM}name web {EN}rm nginx", {"detach": True, "name": "web", "rm": True}, ["nginx"]),
+        (f"{EN}dit nginx", {"detach": True, "interactive": True, "tty": True}, ["nginx"]),
+        (f"{EN}p 80 {EM}-publish=81 nginx", {"publish": ["80", "81"]}, ["nginx"]),
+        # after the image the words are the container's, read as the person meant them
+        (f"nginx ls {EN}la {EM}all", {}, ["nginx", "ls", "-la", "--all"]),
+        (f"nginx echo a {EN} b {EM} c", {}, ["nginx", "echo", "a", "-", "b", "--", "c"]),
+    ],
+)
+def test_options_typed_with_typographic_dashes(
+    line: str, expected_values: dict[str, Any], expected_positionals: list[str]
+) -> None:
+    assert values(STOP, line) == (expected_values, expected_positionals)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [f"{EM}privileged nginx", "\u2010\u2010privileged nginx", f"{EN}privileged nginx", "\u2212\u2212privileged=1 x"],
+)
+def test_a_refused_flag_with_typographic_dashes_is_still_refused(line: str) -> None:
+    with pytest.raises(Denied) as caught:
+        parse(STOP, line.split())
+    assert caught.value.rule == "never:privileged"
+
+
+@pytest.mark.parametrize("line", ["\u2212v /:/h nginx", f"{EM}volume=/:/h nginx", f"{EN}v /:/h x", f"{EN}dv /:/h x"])
+def test_a_refused_short_flag_with_typographic_dashes_is_still_refused(line: str) -> None:
+    with pytest.raises(Denied) as caught:
+        parse(INTER, line.split())
+    assert caught.value.rule == "never:host-mounts"
+
+
+@pytest.mark.parametrize(
+    ("word", "code"),
+    [("\u301cprivileged", "301C"), ("\u30a0d", "30A0"), (f"{EN}\u301cd", "301C"), ("-\u2e40x", "2E40")],
+)
+def test_other_dash_characters_are_refused_wherever_they_are(word: str, code: str) -> None:
+    for grammar in (STOP, INTER):
+        with pytest.raises(UsageError) as caught:
+            parse(grammar, ["nginx", word])
+        assert f"starts with U+{code}" in caught.value.message and "only looks like '-'" in caught.value.message
+        assert caught.value.usage == grammar.usage

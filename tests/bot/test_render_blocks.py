@@ -901,3 +901,65 @@ def test_any_text_in_any_field_renders_within_limits(name: str, output: str, sta
     for result in results:
         message = render_message(outcome(result, command="x", shown=name), clicked_by=owner or None)
         check_limits(message)
+
+
+# --------------------------------------------------------------------------------------------- a file that did not go out
+
+
+def _promises(message: SlackMessage) -> list[str]:
+    return [text for text in all_texts(message.blocks) if "attached" in text and "could not" not in text]
+
+
+@pytest.mark.parametrize(
+    "result",
+    [
+        TextOutput(title="logs web", text="\n".join(f"line {n}" for n in range(5000))),
+        Inspection(title="inspect web", summary=(("Name", "web"),), document={"Name": "web"}, container=view()),
+    ],
+    ids=["cut-logs", "inspect"],
+)
+def test_every_attached_promise_is_taken_back_when_the_file_does_not_go_out(result: Result) -> None:
+    message = render(result, command="logs", shown="logs web")
+    assert message.attachment is not None and _promises(message)
+
+    note = wording.not_attached(message.attachment.filename, "not_in_channel")
+    corrected = message.without_file(note)
+
+    check_limits(corrected)
+    assert corrected.attachment is None
+    assert _promises(corrected) == []
+    text = joined(corrected)
+    assert f"could not be attached as {message.attachment.filename}" in text
+    assert "/invite @chatdock" in text
+    # everything else is kept as it was
+    assert len(corrected.blocks) == len(message.blocks)
+    assert [b for b in corrected.blocks if "attached" not in json.dumps(b)] == [
+        b for b in message.blocks if "attached" not in json.dumps(b)
+    ]
+
+
+def test_a_reply_sent_only_as_a_file_says_it_is_too_large_and_why_nothing_is_attached() -> None:
+    message = SlackMessage(
+        text=wording.TOO_LARGE,
+        blocks=[{"type": "section", "block_id": "cd-attached-1", "text": {"type": "mrkdwn", "text": wording.TOO_LARGE}}],
+        response_type="in_channel",
+        attachment=FileAttachment(filename="ps.txt", content="x", title="ps"),
+    )
+    corrected = message.without_file(wording.not_attached("ps.txt", "missing_scope"))
+    check_limits(corrected)
+    assert corrected.text == wording.TOO_LARGE_NOT_ATTACHED
+    text = joined(corrected)
+    assert "the whole of it is attached" not in text
+    assert "`files:write` scope" in text and "(Slack: `missing_scope`)" in text
+
+
+def test_an_unknown_slack_error_is_named_and_escaped() -> None:
+    note = wording.not_attached("ps.txt", "<!channel>")
+    message = SlackMessage(
+        text="x",
+        blocks=[{"type": "context", "block_id": "cd-attached-1", "elements": [{"type": "mrkdwn", "text": "a"}]}],
+        response_type="in_channel",
+    )
+    text = joined(message.without_file(note))
+    assert "<!channel>" not in text and "&lt;!channel&gt;" in text
+    assert "Slack did not take the file" in text

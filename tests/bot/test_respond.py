@@ -20,7 +20,7 @@ from bot.config import Settings
 from bot.render_blocks import FileAttachment, SlackMessage
 from bot.respond import FORGET_AFTER_EXPIRY, MAX_AGE, Deliverer, DeliveryFailed, ResponseUrlClient
 from bot.wiring import build_web_client
-from tests.support.fake_slack import FakeSlack
+from tests.support.fake_slack import Answer, FakeSlack
 
 RESPONSE_URL = "https://hooks.slack.test/commands/T0TEAM/123/abcdefSECRETTAIL"
 BLOCKS = [{"type": "section", "text": {"type": "mrkdwn", "text": "*web* stopped"}}]
@@ -262,6 +262,97 @@ def test_an_attachment_goes_in_a_thread_under_the_posted_reply(deliverer: Delive
     assert complete.args["thread_ts"] == post.answer["ts"]
     assert post.args["channel"] == "C1"
     assert list(slack.uploads.values()) == [b"line\n" * 5000]
+
+
+PROMISE = {"type": "context", "block_id": "cd-attached-3", "elements": [{"type": "mrkdwn", "text": "Cut; the whole output is attached as logs-web.txt."}]}  # fmt: skip
+LOGS = FileAttachment(filename="logs-web.txt", content="line\n" * 5000, title="logs web")
+
+
+def promising(response_type: str = "in_channel") -> SlackMessage:
+    return SlackMessage(text="logs web", blocks=[*BLOCKS, PROMISE], response_type=response_type, attachment=LOGS)  # type: ignore[arg-type]
+
+
+def _texts(blocks: Any) -> str:
+    return json.dumps(blocks)
+
+
+@pytest.mark.parametrize(
+    ("method", "error", "fix"),
+    [
+        ("files.completeUploadExternal", "not_in_channel", "invite it with `/invite @chatdock`"),
+        ("files.getUploadURLExternal", "missing_scope", "lacks the `files:write` scope"),
+        ("files.completeUploadExternal", "file_uploads_disabled", "does not allow file uploads"),
+    ],
+)
+def test_a_refused_upload_updates_the_reply_to_say_so_and_how_to_fix_it(
+    deliverer: Deliverer, slack: FakeSlack, method: str, error: str, fix: str
+):
+    slack.queue_api(method, Answer(200, {"ok": False, "error": error}))
+
+    status = deliverer.deliver(promising(), RESPONSE_URL, "C1")
+
+    [post] = slack.calls_to("chat.postMessage")
+    assert "is attached" in _texts(post.args["blocks"])
+    [update] = slack.calls_to("chat.update")
+    assert update.args["channel"] == "C1" and update.args["ts"] == post.answer["ts"]
+    shown = _texts(update.args["blocks"])
+    assert "is attached" not in shown
+    assert f"could not be attached as logs-web.txt (Slack: `{error}`)" in shown and fix in shown
+    assert "*web* stopped" in shown  # the rest of the reply is unchanged
+    assert status == f"chat.postMessage; file upload failed ({error}); reply updated: not attached"
+
+
+def test_when_the_reply_cannot_be_updated_the_requester_is_told(deliverer: Deliverer, slack: FakeSlack):
+    slack.queue_api("files.completeUploadExternal", Answer(200, {"ok": False, "error": "not_in_channel"}))
+    slack.queue_api("chat.update", Answer(200, {"ok": False, "error": "cant_update_message"}))
+
+    status = deliverer.deliver(promising(), RESPONSE_URL, "C1", user="UASK")
+
+    assert status.endswith(
+        "file upload failed (not_in_channel); chat.update failed (cant_update_message); "
+        "told the requester (chat.postEphemeral)"
+    )
+    [told] = slack.calls_to("chat.postEphemeral")
+    assert told.args["user"] == "UASK" and told.args["channel"] == "C1"
+    assert "could not be attached as logs-web.txt" in told.args["text"] and "/invite @chatdock" in told.args["text"]
+
+
+def test_without_a_requester_a_failed_correction_is_only_recorded(deliverer: Deliverer, slack: FakeSlack):
+    slack.queue_api("files.completeUploadExternal", Answer(200, {"ok": False, "error": "not_in_channel"}))
+    slack.queue_api("chat.update", Answer(200, {"ok": False, "error": "cant_update_message"}))
+
+    status = deliverer.deliver(promising(), RESPONSE_URL, "C1")
+
+    assert status.endswith("file upload failed (not_in_channel); chat.update failed (cant_update_message)")
+    assert slack.calls_to("chat.postEphemeral") == []
+
+
+@respx.mock
+def test_a_reply_that_cannot_be_posted_goes_by_response_url_without_the_promise(
+    deliverer: Deliverer, slack: FakeSlack
+):
+    route = respx.post(RESPONSE_URL).mock(return_value=httpx.Response(200, text="ok"))
+    slack.queue_api("chat.postMessage", Answer(200, {"ok": False, "error": "not_in_channel"}))
+
+    status = deliverer.deliver(promising(), RESPONSE_URL, "C1")
+
+    assert status == "response_url; file not uploaded (not_in_channel)"
+    sent = route.calls.last.request.content.decode()
+    assert "is attached" not in sent and "/invite @chatdock" in sent
+    assert slack.calls_to("files.getUploadURLExternal") == []
+
+
+@respx.mock
+@pytest.mark.parametrize("replace", [True, False])
+def test_replies_that_cannot_carry_a_file_never_promise_one(deliverer: Deliverer, slack: FakeSlack, replace: bool):
+    route = respx.post(RESPONSE_URL).mock(return_value=httpx.Response(200, text="ok"))
+    message = promising("in_channel" if replace else "ephemeral")
+
+    assert deliverer.deliver(message, RESPONSE_URL, "C1", replace, user="U1") == "response_url"
+
+    sent = route.calls.last.request.content.decode()
+    assert "is attached" not in sent and "cannot carry files" in sent
+    assert slack.calls_to("files.getUploadURLExternal") == []
 
 
 def test_a_bad_token_is_reported_but_never_logged(slack: FakeSlack, caplog: pytest.LogCaptureFixture):

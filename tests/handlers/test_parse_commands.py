@@ -536,8 +536,9 @@ def test_logs_since_a_duration(pipeline: Pipeline) -> None:
         ("port", "requires a container and optionally a port", c.PORT_USAGE),
         ("port web 80 81", "requires a container and optionally a port", c.PORT_USAGE),
         ("port web http", "invalid port: http (expected PORT or PORT/PROTO)", c.PORT_USAGE),
-        ("top", "requires exactly 1 container (ps options are not supported from chat)", i.TOP_USAGE),
-        ("top web aux", "requires exactly 1 container (ps options are not supported from chat)", i.TOP_USAGE),
+        ("top", "requires exactly 1 container", i.TOP_USAGE),
+        ("top web aux", "`top` takes exactly 1 container and no ps options (got `aux`): chatdock always shows `ps -ef` columns", i.TOP_USAGE),
+        ("top web -o pid,comm", "`top` takes exactly 1 container and no ps options (got `-o pid,comm`): chatdock always shows `ps -ef` columns", i.TOP_USAGE),
         ("inspect", "requires exactly 1 container (got none)", i.INSPECT_USAGE),
         ("inspect a b", "requires exactly 1 container (got 2: a b)", i.INSPECT_USAGE),
         ("inspect -f '{{.Id}}' web", "unknown shorthand flag: 'f' in -f", i.INSPECT_USAGE),
@@ -813,6 +814,17 @@ def test_run_h_is_the_hostname_flag(pipeline: Pipeline) -> None:
     assert error.message == "flag needs an argument: -h"
 
 
+NETWORK_NEEDS = (
+    "`network` needs a command: `network ls`, `network create`, `network connect`, `network disconnect`, "
+    "`network inspect`, `network rm`. See `help network`."
+)
+CONTAINER_NEEDS = (
+    "`container` needs a command: `container run`, `container ls`, `container start`, `container stop`, "
+    "`container restart`, `container rm`, `container logs`, `container port`, `container inspect`, "
+    "`container top`, `container stats`, `container exec`. See `help container`."
+)
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
@@ -823,13 +835,13 @@ def test_run_h_is_the_hostname_flag(pipeline: Pipeline) -> None:
         ("--dry-run", "no command given. Try `help`."),
         ("frobnicate", "unknown command: `frobnicate`. Try `help` for the commands you may run."),
         ("docker frobnicate now", "unknown command: `frobnicate`. Try `help` for the commands you may run."),
-        ("RUN nginx", "unknown command: `RUN`. Try `help` for the commands you may run."),
+        ("RUN nginx", "unknown command: `RUN`. Did you mean `run`? Try `help` for the commands you may run."),
         ("kill web", "unknown command: `kill`. Try `help` for the commands you may run."),
         ("images", "unknown command: `images`. Try `help` for the commands you may run."),
-        ("container", "unknown command: `container`. Try `help` for the commands you may run."),
-        ("net ls", "unknown command: `net`. Try `help` for the commands you may run."),
-        ("network", "unknown command: `network`. Try `help` for the commands you may run."),
-        ("/net", "unknown command: `network`. Try `help` for the commands you may run."),
+        ("container", CONTAINER_NEEDS),
+        ("net ls", "unknown command: `net`. Did you mean `network ls`? Try `help` for the commands you may run."),
+        ("network", NETWORK_NEEDS),
+        ("/net", NETWORK_NEEDS),
         ("network frob", "unknown command: `network frob`. Try `help` for the commands you may run."),
         ("/net prune", "unknown command: `network prune`. Try `help` for the commands you may run."),
         ("docker network prune -f", "unknown command: `network prune`. Try `help` for the commands you may run."),
@@ -839,6 +851,29 @@ def test_unknown_and_empty(pipeline: Pipeline, text: str, message: str) -> None:
     error = refused(pipeline, text)
     assert isinstance(error, UsageError)
     assert (error.message, error.usage) == (message, None)
+
+
+@pytest.mark.parametrize(
+    ("text", "suggested"),
+    [
+        ("rnu nginx", "Did you mean `run`?"),
+        ("stpo web", "Did you mean `stop`?"),
+        ("sp -a", "Did you mean one of `ps`, `stop`?"),
+        ("lgos web", "Did you mean `logs`?"),
+        ("exce web ls", "Did you mean `exec`?"),
+        ("inspcet web", "Did you mean `inspect`?"),
+        ("netwrok ls", "Did you mean `network ls`?"),
+        ("/net lss", "Did you mean `network ls`?"),
+        ("network craete app", "Did you mean `network create`?"),
+        ("container lss", "Did you mean `container ls`?"),
+        ("stat", "Did you mean one of `stats`, `start`, `restart`?"),
+    ],
+)
+def test_a_typo_gets_the_closest_commands(pipeline: Pipeline, text: str, suggested: str) -> None:
+    error = refused(pipeline, text)
+    assert isinstance(error, UsageError)
+    assert error.message.startswith("unknown command: `")
+    assert f". {suggested} Try `help` for the commands you may run." in error.message
 
 
 def test_chaining_is_only_more_words(pipeline: Pipeline) -> None:
@@ -856,7 +891,16 @@ def test_chaining_is_only_more_words(pipeline: Pipeline) -> None:
             "ps -a \u200b",
             "the text has an invisible or control character U+200B at position 7; retype the command without it",
         ),
-        ("exec web sh -c 'ls", "could not split the command: unbalanced quote"),
+        (
+            "exec web sh -c 'ls",
+            "could not split the command: unbalanced quote: the ' (single quote) at column 16 (word 5, `'ls`) is "
+            "never closed; close it, or escape it as \\'",
+        ),
+        (
+            "exec web echo \u201chello",
+            "could not split the command: unbalanced quote: the \u201c (U+201C, a curly double quote) at column 15 "
+            "(word 4, `\u201chello`) is never closed; close it",
+        ),
         ("x" * 4001, "the command is 4,001 characters long; chatdock takes at most 4,000"),
     ],
 )
@@ -877,12 +921,45 @@ def test_text_chatdock_will_not_read(pipeline: Pipeline, text: str, message: str
         ("docker container ls -a", ("container", "ls", "-a")),
         ("/net connect app web", ("network", "connect", "app", "web")),
         ("run -d \u2014name web nginx", ("run", "-d", "--name", "web", "nginx")),
+        ("ps \u2013a", ("ps", "-a")),
+        ("\u2014dry-run run \u2013d nginx", ("run", "-d", "nginx")),
+        ("/net \u2014dry-run create \u2013-internal app", ("network", "create", "--internal", "app")),
+        ("exec web echo it\u2019s \u2018a b\u2019", ("exec", "web", "echo", "it's", "a b")),
+        ("exec web ls \u2013la", ("exec", "web", "ls", "-la")),
         ("exec web sh -c \u201cecho a &amp;&amp; b\u201d", ("exec", "web", "sh", "-c", "echo a && b")),
         ("stop <@U123|bob>", ("stop", "@U123")),
     ],
 )
 def test_words_are_what_the_user_typed(pipeline: Pipeline, text: str, words: tuple[str, ...]) -> None:
     assert understand(pipeline, text).words == words
+
+
+@pytest.mark.parametrize(
+    ("text", "command", "request_"),
+    [
+        ("ps \u2013a", "ps", c.PsRequest(all=True)),
+        ("ps \u2014all", "ps", c.PsRequest(all=True)),
+        ("ps \u2013all", "ps", c.PsRequest(all=True)),
+        ("ps \u2014-all", "ps", c.PsRequest(all=True)),
+        ("ps \u2013-all", "ps", c.PsRequest(all=True)),
+        ("ps \u2013aq", "ps", c.PsRequest(all=True, quiet=True)),
+        ("stop \u2013t 3 web", "stop", c.StopRequest(targets=("web",), timeout=3)),
+        ("stop \u2014time=3 web", "stop", c.StopRequest(targets=("web",), timeout=3)),
+        ("logs \u2013-tail 5 web", "logs", c.LogsRequest(target="web", tail=5)),
+        ("rm \u2013f web", "rm", c.RmRequest(targets=("web",), force=True)),
+        ("/net create \u2014internal app", "network create", n.NetworkCreateRequest(name="app", internal=True)),
+        ("exec web echo it\u2019s", "exec", i.ExecRequest(target="web", argv=("echo", "it's"))),
+    ],
+)
+def test_typographic_dashes_and_apostrophes_read_as_meant(
+    pipeline: Pipeline, text: str, command: str, request_: Request
+) -> None:
+    check(pipeline, text, command, request_)
+
+
+def test_a_typographic_help_is_help(pipeline: Pipeline) -> None:
+    assert understand(pipeline, "run \u2014help").request == HelpRequest(topic=("run",))
+    assert understand(pipeline, "\u2014help").request == HelpRequest()
 
 
 def test_every_command_is_reachable(pipeline: Pipeline) -> None:

@@ -83,7 +83,8 @@ TOKENS = (
     "--env-file", "/etc/passwd", "HOME", "--env=PATH", "-eHOME", "-l", "chatdock.managed=false",
     # chat-shaped noise
     "\u201c", "\u201d", "\u2018", "\u2019", "'", '"', "\\", "\u2014", "\u2013", "\u2010\u2010privileged",
-    "\u2212v", "\uff0d\uff0dnet=host", "\u200b", "\ufeff", "\u202e", "&amp;", "&lt;", "&gt;", "&amp;lt;",
+    "\u2212v", "\uff0d\uff0dnet=host", "\u2013privileged", "\u2014-privileged", "\u2013-net=host", "\u2014v",
+    "\u2013dv", "\u301cprivileged", "it\u2019s", "\u2018it\u2019s\u2019", "\u201c--privileged\u201d", "\u200b", "\ufeff", "\u202e", "&amp;", "&lt;", "&gt;", "&amp;lt;",
     "<@UADMIN>", "&lt;@UADMIN&gt;", "<!here>", "<http://x.example|--privileged>", "<#C1|--net=host>",
     "<!subteam^S1|-v>", ";", "&&", "|", "`id`", "$(id)", "\n", "\t", "\x00", "\x1b[0m",
 )  # fmt: skip
@@ -119,6 +120,8 @@ FORBIDDEN_OPTIONS = (
     ("--net", "container:x"), ("--sysctl", "a.b=1"), ("--runtime=runc",), ("--cgroup-parent=/",),
     ("--use-api-socket",), ("--env-file", "/etc/passwd"), ("-e", "HOME"), ("--env=PATH",), ("-deHOME",),
     ("-l", "chatdock.managed=false"), ("\u2010\u2010privileged",), ("\u2014privileged",),
+    ("\u2013privileged",), ("\u2014-privileged=1",), ("\u2013-volume=/:/h",), ("\u2013dv", "/:/h"), ("\u2014v", "/:/h"),
+    ("\u2014net", "host"), ("\u2013-network=container:x",), ("\u2014cap-add", "ALL"), ("\u201c\u2014privileged\u201d",),
 )  # fmt: skip
 IMAGES = (
     "local/busybox:test", "local/busybox", "local/x:1", "local/busybox:test@sha256:" + "b" * 64, "nginx",
