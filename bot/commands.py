@@ -14,7 +14,7 @@ from typing import Any
 from bot.engine import Engine
 from bot.errors import UsageError
 from bot.flags import Grammar, Parsed, parse
-from bot.models import Actor, ContainerFacts, NetworkFacts, Request, Result
+from bot.models import Actor, ContainerFacts, ImageFacts, NetworkFacts, Progress, Request, Result
 from bot.policy import Policy
 
 
@@ -51,6 +51,10 @@ class Context:
     run_timeout: float = 60.0
     exec_timeout: float = 30.0
     history: Callable[..., list[dict[str, Any]]] | None = None
+    images: Mapping[str, ImageFacts] = field(default_factory=dict)
+    missing_images: Mapping[str, str] = field(default_factory=dict)
+    progress: Callable[[Progress], None] = lambda _p: None
+    """Where a long handler (a pull) reports how far it has come; each front door shows it its own way."""
 
 
 Handler = Callable[[Context, Any], Result]
@@ -68,6 +72,8 @@ class Command:
     aliases: tuple[str, ...] = ()
     examples: tuple[str, ...] = ()
     slow: bool = False
+    preview: Callable[[Context, Any], tuple[str, ...]] | None = None
+    """For ``--dry-run``: what the command would do, in words (beyond the Engine requests)."""
 
     def parse(self, words: list[str]) -> Request:
         return self.build(parse(self.grammar, words))
@@ -95,6 +101,6 @@ class Registry:
                 return self._spellings[key], words[length:]
         if not words:
             raise UsageError("no command given. Try `help`.")
-        family = "network " if words[0] == "network" else ""
+        family = words[0] in ("network", "image", "container")
         attempted = " ".join(words[:2]) if family else words[0]
         raise UsageError(f"unknown command: `{attempted}`. Try `help` for the commands you may run.")

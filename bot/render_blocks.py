@@ -49,9 +49,13 @@ from bot.models import (
     ExecOutcome,
     HelpText,
     HistoryView,
+    ImageList,
+    ImageRemoval,
     Inspection,
     NetworkChange,
     NetworkList,
+    Progress,
+    PullOutcome,
     Result,
     RunOutcome,
     StatsView,
@@ -575,6 +579,8 @@ def _run(msg: _Message, result: RunOutcome) -> str:
         _add_card(msg, view, removed=result.removed)
         if result.removed:
             msg.context(wording.run_removed_after_exit(name))
+        if result.pulled is not None:
+            msg.context(msg.esc(wording.pulled_first(result.pulled.image, result.pulled.seconds), 400), stem="pulled")
         return headline
     if result.still_running:
         headline = wording.run_still_running(name, result.waited_seconds, remove_on_exit=result.remove_on_exit)
@@ -585,6 +591,8 @@ def _run(msg: _Message, result: RunOutcome) -> str:
     if result.output_truncated:
         msg.context(wording.OUTPUT_CUT)
     _add_card(msg, view, removed=result.removed)
+    if result.pulled is not None:
+        msg.context(msg.esc(wording.pulled_first(result.pulled.image, result.pulled.seconds), 400), stem="pulled")
     return headline
 
 
@@ -683,6 +691,8 @@ def _help(msg: _Message, result: HelpText) -> str:
 def _dry_run(msg: _Message, result: DryRun) -> str:
     headline = wording.dry_run_headline(_esc(result.summary, 1500))
     msg.section(headline, stem="headline")
+    if result.lines:
+        msg.code("\n".join(result.lines), reserve=2000, max_sections=1)
     msg.code(json.dumps(list(result.engine_requests), indent=2, default=str))
     return headline
 
@@ -697,6 +707,61 @@ def _history(msg: _Message, result: HistoryView) -> str:
     msg.cut = msg.cut or rows != full
     msg.code(humanize.table(wording.HISTORY_HEADERS, rows))
     return f"history: {len(result.entries)} entr{'ies' if len(result.entries) != 1 else 'y'}"
+
+
+def _pull(msg: _Message, result: PullOutcome) -> str:
+    headline = wording.pulled(_inline_code(result.image, 300), up_to_date=result.up_to_date)
+    msg.section(headline, stem="headline")
+    fields = [
+        f"*Digest*\n{_inline_code(result.digest or '—', 200)}",
+        f"*Size*\n{wording.size(result.size)}",
+        f"*Layers*\n{result.layers}",
+        f"*Time*\n{result.seconds:.1f} s",
+    ]
+    msg.section("", stem="pull", fields=fields)
+    return headline
+
+
+def _image_list(msg: _Message, result: ImageList) -> str:
+    if not result.images:
+        msg.section(wording.NO_IMAGES)
+        return wording.NO_IMAGES
+    if result.quiet:
+        msg.code("\n".join(i.id for i in result.images))
+    else:
+        full = [
+            [
+                i.repository,
+                i.tag,
+                i.id,
+                i.created,
+                wording.size(i.size),
+                wording.used_by(i.containers, i.hidden_containers),
+            ]
+            for i in result.images
+        ]
+        rows = [[_clip(cell.replace("\n", " "), CELL_MAX) for cell in row] for row in full]
+        msg.cut = msg.cut or rows != full
+        msg.code(humanize.table(wording.IMAGE_HEADERS, rows))
+    return f"{len(result.images)} image{'s' if len(result.images) != 1 else ''}"
+
+
+def _image_removal(msg: _Message, result: ImageRemoval) -> str:
+    failed = [item for item in result.items if not item.ok]
+    headline = wording.image_removal_headline(
+        result.action,
+        deleted=len(result.deleted),
+        untagged=len(result.untagged),
+        space=result.space,
+        failed=len(failed),
+    )
+    msg.section(headline, stem="headline")
+    lines = [f"Untagged: {tag}" for tag in result.untagged] + [f"Deleted: {image}" for image in result.deleted]
+    if lines:
+        msg.code("\n".join(lines), reserve=1500, max_sections=1)
+    if failed:
+        msg.lines([f"❌ *{msg.esc(item.target, NAME_CLIP)}*: {msg.esc(item.error, LINE_MAX)}" for item in failed])
+    return headline
 
 
 def _other(msg: _Message, result: Result) -> str:
@@ -772,6 +837,9 @@ _RENDERERS: dict[type[Result], Callable[[_Message, Any], str]] = {
     HelpText: _help,
     DryRun: _dry_run,
     HistoryView: _history,
+    PullOutcome: _pull,
+    ImageList: _image_list,
+    ImageRemoval: _image_removal,
 }
 
 
@@ -868,3 +936,25 @@ def render_ack(outcome_text: str, user: str, request_id: str) -> SlackMessage:
     msg.section(text, stem="ack")
     msg.context(wording.request_line(_esc(request_id, 40)))
     return _finish(msg, text, "in_channel", None)
+
+
+def render_progress(progress: Progress, *, shown_text: str, user: str, request_id: str) -> SlackMessage:
+    """The message a long request (a pull) edits in place while it runs: a bar, layers, bytes, rate, time."""
+    subject = _inline_code(progress.subject, 300)
+    headline = wording.pulling(subject)
+    line = wording.progress_line(
+        layers_done=progress.layers_done,
+        layers_total=progress.layers_total,
+        bytes_done=progress.bytes_done,
+        bytes_total=progress.bytes_total,
+        rate=progress.rate,
+        elapsed=progress.elapsed,
+    )
+    msg = _Message()
+    msg.section(f"{headline}\n`{wording.progress_bar(progress.fraction)}`\n{line}", stem="progress")
+    parts = [wording.requested_by(mention(user))]
+    if shown_text:
+        parts.append(_inline_code(_docker(shown_text), SHOWN_TEXT_CLIP))
+    parts.append(wording.request_line(_esc(request_id, 40)))
+    msg.context(" · ".join(parts))
+    return _finish(msg, f"Pulling {progress.subject}: {line}", "in_channel", None)
