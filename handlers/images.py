@@ -313,6 +313,12 @@ def _remove(ctx: Context, ref: str, *, force: bool, no_prune: bool) -> tuple[lis
     return untagged, deleted
 
 
+def _daemon_words(message: str) -> str:
+    """The daemon's sentence as docker prints it after "Error response from daemon: " ("conflict: unable to
+    remove repository reference ... (must force) - container ... is using its referenced image ...")."""
+    return "conflict: " + message.removeprefix("Conflict: ") if message.startswith("Conflict: ") else message
+
+
 def run_rmi(ctx: Context, request: RmiRequest) -> ImageRemoval:
     """Similar to ``docker rmi``: each image in turn; one that fails is reported, the others still go."""
     items: list[ActionItem] = []
@@ -327,7 +333,7 @@ def run_rmi(ctx: Context, request: RmiRequest) -> ImageRemoval:
         try:
             gone_tags, gone = _remove(ctx, ref, force=request.force, no_prune=request.no_prune)
         except ChatdockError as exc:
-            items.append(ActionItem(target=ref, ok=False, error=exc.message))
+            items.append(ActionItem(target=ref, ok=False, error=_daemon_words(exc.message)))
             continue
         untagged += gone_tags
         deleted += gone

@@ -8,16 +8,22 @@ registry's log records every request, so a test can prove that nothing was asked
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import shutil
 import socket
 import subprocess
+import tarfile
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import docker
 import httpx
+
+from tests.support.image import TEST_IMAGE
 
 BINARY = "docker-registry"
 
@@ -101,3 +107,39 @@ def start_registry(*, username: str = "", password: str = "") -> Registry:
     text = registry.log
     registry.stop()
     raise RuntimeError(f"{BINARY} did not answer on {registry.address}: {text[-2000:]}")
+
+
+def build_test_image(
+    client: docker.DockerClient, tag: str, *, session: str, size: int, env: dict[str, str], base: str = TEST_IMAGE
+) -> str:
+    """An image on top of ``base`` with one layer of ``size`` random bytes, built here (no registry needed)."""
+    lines = [f"FROM {base}", f"LABEL chatdock.test={session}", "COPY data /data"]
+    lines += [f"ENV {key}={value}" for key, value in env.items()]
+    context = io.BytesIO()
+    with tarfile.open(fileobj=context, mode="w") as tar:
+        for name, data in (("Dockerfile", "\n".join(lines).encode() + b"\n"), ("data", os.urandom(size))):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    context.seek(0)
+    image, _ = client.images.build(fileobj=context, custom_context=True, tag=tag, rm=True, forcerm=True)
+    return str(image.id)
+
+
+def push_and_forget(client: docker.DockerClient, ref: str, *, auth: dict[str, str] | None = None) -> str:
+    """Push ``ref`` and remove it from the engine; returns the pushed digest."""
+    repository, _, tag = ref.rpartition(":")
+    digest = ""
+    for event in client.api.push(repository, tag=tag, stream=True, decode=True, auth_config=auth):
+        if event.get("error"):
+            raise RuntimeError(f"push of {ref} failed: {event['error']}")
+        digest = (event.get("aux") or {}).get("Digest", digest)
+    client.images.remove(ref, force=True)
+    return str(digest)
+
+
+def remove_session_images(client: docker.DockerClient, session: str) -> None:
+    """Remove the images a test session built (by their label), newest first; never anything else."""
+    for image in client.images.list(all=True, filters={"label": f"chatdock.test={session}"}):
+        with contextlib.suppress(docker.errors.APIError):
+            client.images.remove(image.id, force=True)
