@@ -132,6 +132,8 @@ class Engine:
         self.pool_size = pool_size
         self._client = client
         self._lock = threading.Lock()
+        # docker-py's auth module names the registry account it found at DEBUG; chatdock's logs never name it
+        logging.getLogger("docker.auth").setLevel(logging.INFO)
 
     # -- client lifetime -------------------------------------------------------------------------------
     @property
