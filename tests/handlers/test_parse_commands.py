@@ -825,7 +825,7 @@ def test_run_h_is_the_hostname_flag(pipeline: Pipeline) -> None:
         ("docker frobnicate now", "unknown command: `frobnicate`. Try `help` for the commands you may run."),
         ("RUN nginx", "unknown command: `RUN`. Try `help` for the commands you may run."),
         ("kill web", "unknown command: `kill`. Try `help` for the commands you may run."),
-        ("images", "unknown command: `images`. Try `help` for the commands you may run."),
+        ("image frob", "unknown command: `image frob`. Try `help` for the commands you may run."),
         ("container", "unknown command: `container`. Try `help` for the commands you may run."),
         ("net ls", "unknown command: `net`. Try `help` for the commands you may run."),
         ("network", "unknown command: `network`. Try `help` for the commands you may run."),
@@ -892,7 +892,8 @@ def test_every_command_is_reachable(pipeline: Pipeline) -> None:
         for text in (
             "run nginx", "ps", "start a", "stop a", "restart a", "rm a", "logs a", "port a", "inspect a", "top a",
             "stats", "exec a ls", "/net ls", "/net create x1", "/net connect n c", "/net disconnect n c",
-            "/net inspect n", "/net rm n", "help", "history",
+            "/net inspect n", "/net rm n", "help", "history", "pull nginx", "images", "rmi a", "image prune",
+            "image inspect a",
         )
     }  # fmt: skip
     assert reached == set(pipeline.registry.names())
