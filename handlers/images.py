@@ -18,6 +18,8 @@ Decisions worth knowing:
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -41,6 +43,8 @@ from bot.models import (
 from bot.policy import ImageRef, image_removable, parse_image
 from bot.redact import redact_document, redact_env
 from handlers.common import facts_from_list, split_targets
+
+log = logging.getLogger(__name__)
 
 DRY_RUN = Flag(("--dry-run",), "dry_run", help="show the decision and the Engine requests; do nothing")
 PROGRESS_EVERY = 0.25  # seconds between progress reports to the front door (each front door throttles further)
@@ -115,11 +119,29 @@ def _stream(ctx: Context, ref: ImageRef) -> Iterator[dict[str, Any]]:
 
 
 def pull_image(ctx: Context, ref: ImageRef) -> PullOutcome:
-    """Similar to ``docker pull``: streams the engine's per-layer status and reports progress as it goes."""
+    """Similar to ``docker pull``: streams the engine's per-layer status and reports progress as it goes.
+
+    The stream is read as fast as the engine writes it, and progress goes to the front door from another
+    thread: the engine writes progress in step with the download, so a reader held up by a Slack call would
+    slow the pull itself.
+    """
     shown = ref.original if (ref.tag or ref.digest) else ref.with_tag
     started = time.monotonic()
     layers = _Layers()
-    last = 0.0
+    lock = threading.Lock()
+    finished = threading.Event()
+
+    def report() -> None:
+        while not finished.wait(PROGRESS_EVERY):
+            with lock:
+                step = layers.progress(shown, time.monotonic() - started)
+            try:
+                ctx.progress(step)
+            except Exception:  # a front door's trouble showing progress never stops the pull
+                log.exception("progress report failed")
+
+    reporter = threading.Thread(target=report, name="pull-progress", daemon=True)
+    reporter.start()
     try:
         for event in _stream(ctx, ref):
             if not isinstance(event, dict):
@@ -127,15 +149,15 @@ def pull_image(ctx: Context, ref: ImageRef) -> PullOutcome:
             if event.get("error"):
                 message = str((event.get("errorDetail") or {}).get("message") or event["error"])
                 raise _pull_error(message)
-            layers.feed(event)
-            now = time.monotonic()
-            if now - last >= PROGRESS_EVERY:
-                last = now
-                ctx.progress(layers.progress(shown, now - started))
+            with lock:
+                layers.feed(event)
     except ChatdockError:
         raise
     except Exception as exc:  # the stream broke off (engine gone, connection reset)
         raise translate(exc) from exc
+    finally:
+        finished.set()
+        reporter.join()
     elapsed = time.monotonic() - started
     ctx.progress(layers.progress(shown, elapsed, done=True))
     data = ctx.engine.inspect_image(shown)
