@@ -353,7 +353,7 @@ class ImageView(Frozen):
     size: int = 0
     containers: tuple[str, ...] = ()
     hidden_containers: int = 0
-    digest: str = ""
+    image_id: str = ""  # the full ID, for the Remove button
 
 
 class ImageList(Result):

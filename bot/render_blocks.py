@@ -67,7 +67,8 @@ from bot.redact import redact_text
 log = logging.getLogger(__name__)
 
 ACTION_ID_PREFIX = "chatdock:"
-BUTTON_ACTIONS = frozenset({"stop", "start", "restart", "logs", "rm"})
+BUTTON_ACTIONS = frozenset({"stop", "start", "restart", "logs", "rm", "rmi"})
+IMAGE_STATE = "image"  # the "state" an image button carries: images have none; the engine re-checks at the click
 DOCKER_STATES = frozenset({"created", "restarting", "running", "removing", "paused", "exited", "dead"})
 
 # Slack's limits, and the margins this module keeps under them.
@@ -105,9 +106,10 @@ STATE_BUTTONS: dict[str, tuple[str, ...]] = {
     "exited": ("start", "logs", "rm"),
     "created": ("start", "logs", "rm"),
     "dead": ("logs", "rm"),
+    IMAGE_STATE: ("rmi",),
 }
 _BUTTON_STYLE = {"stop": "danger", "rm": "danger", "start": "primary"}
-_CONFIRMED = frozenset({"stop", "rm"})
+_CONFIRMED = frozenset({"stop", "rm", "rmi"})
 _ENGINE_ERRORS = frozenset({"not_found", "conflict", "engine_unavailable", "engine_error", "internal"})
 
 
@@ -173,7 +175,9 @@ def _check_button(action: str, container_id: str, state: str, length: int) -> No
         raise ValueError(f"unknown button action {action[:40]!r}")
     if not _HEX64.fullmatch(container_id):
         raise ValueError("container ID must be 64 lowercase hex digits")
-    if state not in DOCKER_STATES:
+    if (action == "rmi") != (state == IMAGE_STATE):
+        raise ValueError("an image button goes with the image state, and only it")
+    if state not in DOCKER_STATES and state != IMAGE_STATE:
         raise ValueError(f"unknown container state {state[:40]!r}")
     if length > VALUE_MAX:
         raise ValueError("button value longer than 2000 characters")
@@ -709,6 +713,28 @@ def _history(msg: _Message, result: HistoryView) -> str:
     return f"history: {len(result.entries)} entr{'ies' if len(result.entries) != 1 else 'y'}"
 
 
+def _image_button(msg: _Message, image_id: str, name: str) -> dict[str, Any] | None:
+    """A Remove button for an image (by its full ID), asking for confirmation; the click is ``rmi <id>``."""
+    digits = image_id.removeprefix("sha256:")
+    if not _HEX64.fullmatch(digits):
+        return None
+    shown = _clip(name or digits[:12], 60)
+    button = ButtonElement(
+        text=PlainTextObject(text=wording.BUTTON_LABEL["rmi"], emoji=True),
+        action_id=f"{ACTION_ID_PREFIX}rmi",
+        value=button_value("rmi", digits, IMAGE_STATE),
+        style="danger",
+        confirm=ConfirmObject(
+            title=PlainTextObject(text=_clip(wording.confirm_title("rmi", shown), 100)),
+            text=PlainTextObject(text=_clip(wording.confirm_text("rmi", shown), 300)),
+            confirm=PlainTextObject(text=wording.confirm_button("rmi")),
+            deny=PlainTextObject(text=wording.CONFIRM_CANCEL),
+            style="danger",
+        ),
+    )
+    return ActionsBlock(block_id=msg.block_id(f"image-{digits[:12]}"), elements=[button]).to_dict()
+
+
 def _pull(msg: _Message, result: PullOutcome) -> str:
     headline = wording.pulled(_inline_code(result.image, 300), up_to_date=result.up_to_date)
     msg.section(headline, stem="headline")
@@ -719,6 +745,9 @@ def _pull(msg: _Message, result: PullOutcome) -> str:
         f"*Time*\n{result.seconds:.1f} s",
     ]
     msg.section("", stem="pull", fields=fields)
+    button = _image_button(msg, result.image_id, result.image)
+    if button is not None:
+        msg.add(button)
     return headline
 
 
@@ -743,6 +772,15 @@ def _image_list(msg: _Message, result: ImageList) -> str:
         rows = [[_clip(cell.replace("\n", " "), CELL_MAX) for cell in row] for row in full]
         msg.cut = msg.cut or rows != full
         msg.code(humanize.table(wording.IMAGE_HEADERS, rows))
+        unused = [i for i in result.images if not i.containers and not i.hidden_containers and i.image_id]
+        for view in unused[:PS_BUTTON_ROWS]:
+            if msg.blocks_left < 4:
+                break
+            name = f"{view.repository}:{view.tag}" if view.repository != "<none>" else view.id
+            msg.section(f"{_bold(name, 200)} {_inline_code(view.id, 20)} · {wording.size(view.size)}", stem="row")
+            button = _image_button(msg, view.image_id, name)
+            if button is not None:
+                msg.add(button)
     return f"{len(result.images)} image{'s' if len(result.images) != 1 else ''}"
 
 

@@ -60,8 +60,15 @@ from bot.respond import Deliverer, api_error
 log = logging.getLogger(__name__)
 
 COMMANDS = {"/docker": "", "/net": "/net "}  # slash command → what goes before its text for the pipeline
-BUTTON_VERBS = {"stop": "stop", "start": "start", "restart": "restart", "rm": "rm", "logs": "logs --tail 50"}
-STATE_CHANGING = frozenset({"stop", "start", "restart", "rm"})
+BUTTON_VERBS = {
+    "stop": "stop",
+    "start": "start",
+    "restart": "restart",
+    "rm": "rm",
+    "logs": "logs --tail 50",
+    "rmi": "rmi",  # the value carries the image's full ID
+}
+STATE_CHANGING = frozenset({"stop", "start", "restart", "rm", "rmi"})
 
 # Words only this front door says (everything else is rendered from an Outcome by bot.render_blocks).
 BUTTON_INVALID = "This button is not valid (it may be from an older chatdock, or altered); nothing was done."
@@ -380,7 +387,8 @@ class _Listeners:
                 source="button",
                 request_id=request_id,
                 # logs only needs the container to exist; actions need it unchanged since the message was drawn
-                expect_states={container_id: state if changing else ""},
+                # (an image has no state to compare: the engine refuses one in use, and the policy is asked again)
+                expect_states=None if verb == "rmi" else {container_id: state if changing else ""},
             )
             if outcome.ok and changing:
                 message, replace = render_message(outcome, clicked_by=actor.user), True

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bot.humanize import bytes_decimal
 
-ACTION_PAST = {"start": "started", "stop": "stopped", "restart": "restarted", "rm": "removed"}
+ACTION_PAST = {"start": "started", "stop": "stopped", "restart": "restarted", "rm": "removed", "rmi": "removed"}
 NETWORK_PAST = {"create": "created", "connect": "connected", "disconnect": "disconnected", "rm": "removed"}
 
 STATE_EMOJI = {
@@ -57,7 +57,14 @@ ERROR_EMOJI = {
     "internal": "💥",
 }
 ACTION_EMOJI = {"start": "▶️", "stop": "⏹️", "restart": "🔄", "rm": "🗑️", "logs": "📜"}
-BUTTON_LABEL = {"start": "▶️ Start", "stop": "⏹️ Stop", "restart": "🔄 Restart", "logs": "📜 Logs", "rm": "🗑️ Remove"}
+BUTTON_LABEL = {
+    "start": "▶️ Start",
+    "stop": "⏹️ Stop",
+    "restart": "🔄 Restart",
+    "logs": "📜 Logs",
+    "rm": "🗑️ Remove",
+    "rmi": "🗑️ Remove image",
+}
 CONFIRM_CANCEL = "Cancel"
 NO_OUTPUT = "(no output)"
 OUTPUT_CUT = "(output cut to the last lines)"
@@ -91,7 +98,14 @@ def done_by(action: str, mention: str) -> str:
 
 
 def clicked_by(action: str, mention: str) -> str:
-    label = {"start": "Start", "stop": "Stop", "restart": "Restart", "logs": "Logs", "rm": "Remove"}.get(action)
+    label = {
+        "start": "Start",
+        "stop": "Stop",
+        "restart": "Restart",
+        "logs": "Logs",
+        "rm": "Remove",
+        "rmi": "Remove image",
+    }.get(action)
     return f"{label} clicked by {mention}" if label else f"requested by {mention} (button)"
 
 
@@ -100,17 +114,22 @@ def request_line(request_id: str) -> str:
 
 
 def confirm_title(action: str, name: str) -> str:
-    return f"{'Remove' if action == 'rm' else action.capitalize()} {name}?"
+    return f"{'Remove' if action in ('rm', 'rmi') else action.capitalize()} {name}?"
 
 
 def confirm_text(action: str, name: str) -> str:
     if action == "rm":
         return f"This removes the container {name} and its writable layer. It cannot be undone."
+    if action == "rmi":
+        return (
+            f"This removes the image {name} from this host (every tag of it). Containers using it keep it; "
+            "pulling it again needs the registry."
+        )
     return f"This stops the container {name}. Whatever it serves will be unavailable until someone starts it."
 
 
 def confirm_button(action: str) -> str:
-    return "Remove" if action == "rm" else action.capitalize()
+    return "Remove" if action in ("rm", "rmi") else action.capitalize()
 
 
 def earlier_lines(count: int) -> str:

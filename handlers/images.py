@@ -278,6 +278,7 @@ def run_images(ctx: Context, request: ImagesRequest) -> ImageList:
             rows.append(
                 ImageView(
                     id=humanize.short_id(str(item["Id"])),
+                    image_id=str(item["Id"]),
                     repository=repository,
                     tag=version,
                     created=humanize.created_ago(float(item.get("Created") or now), now),

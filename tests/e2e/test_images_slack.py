@@ -14,7 +14,7 @@ from bot.engine import Engine
 from bot.policy import load_policy_text
 from bot.serve import build_server
 from tests.conftest import PREFIX, SESSION, TEST_IMAGE, make_pipeline
-from tests.e2e.conftest import CHANNEL, SlackDriver, all_text, e2e_settings
+from tests.e2e.conftest import CHANNEL, SlackDriver, all_text, e2e_settings, find_button
 from tests.support.fake_slack import FakeSlack
 from tests.support.registry import Registry
 
@@ -108,3 +108,37 @@ def test_images_and_rmi_from_slack(
     docker_client.containers.get(holder).remove()
     removed = registry_slack.reply(registry_slack.command(f"rmi {ref}"))
     assert f"Untagged: {ref}" in all_text(removed)
+
+
+def test_the_remove_image_button_asks_first_and_the_engine_still_guards_images_in_use(
+    registry_slack: SlackDriver, fake_slack: FakeSlack, pushed: Any, docker_client: docker.DockerClient, name: Any
+) -> None:
+    ref = pushed("slack/button:1")
+    registry_slack.command(f"pull {ref}")
+
+    def finished() -> Any:
+        for call in fake_slack.calls_to("chat.update"):
+            if "Pulled" in all_text(call.args.get("blocks")) and ref in all_text(call.args.get("blocks")):
+                return call
+        return None
+
+    result = {"blocks": fake_slack.wait_for(finished, timeout=60, what="the pull's result").args["blocks"]}
+    _, button = find_button(result, "rmi")
+    assert button["confirm"]["title"]["text"].startswith("Remove ") and button["style"] == "danger"
+    image_id = docker_client.images.get(ref).id
+
+    holder = name("holder")
+    docker_client.containers.create(ref, "true", name=holder, labels={"chatdock.test": SESSION})
+    refused = registry_slack.reply(registry_slack.click(result, "rmi"))
+    assert refused["response_type"] == "ephemeral"  # only the clicker hears it; the message stays
+    assert "(must be forced) - image is being used by stopped container" in all_text(refused)
+    assert docker_client.images.get(ref).id == image_id  # nothing removed
+
+    docker_client.containers.get(holder).remove()
+    done = registry_slack.reply(registry_slack.click(result, "rmi", user="UADMIN"))
+    assert done["replace_original"] is True
+    assert f"Untagged: {ref}" in all_text(done) and "removed by <@UADMIN>" in all_text(done)
+    with pytest.raises(docker.errors.ImageNotFound):
+        docker_client.images.get(ref)
+    viewer = registry_slack.click(result, "rmi", user="UVIEWER")  # a viewer's click is a new request: refused
+    assert "Denied" in all_text(registry_slack.reply(viewer))
