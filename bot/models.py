@@ -104,9 +104,11 @@ class Progress(Frozen):
 
     @property
     def fraction(self) -> float:
+        """How far along, 0..1: half the bytes downloaded, half the layers done (downloaded *and* extracted)."""
+        layers = self.layers_done / self.layers_total if self.layers_total else 0.0
         if self.bytes_total:
-            return min(self.bytes_done / self.bytes_total, 1.0)
-        return self.layers_done / self.layers_total if self.layers_total else 0.0
+            return (min(self.bytes_done / self.bytes_total, 1.0) + layers) / 2
+        return 1.0 if self.done else layers
 
 
 class NetworkFacts(Frozen):

@@ -3,6 +3,7 @@ request's edits together within one app-wide chat.update budget. Against the loc
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 
 import pytest
@@ -12,6 +13,7 @@ from bot.config import Settings
 from bot.models import Progress
 from bot.render_blocks import SlackMessage, render_progress
 from bot.respond import Deliverer, LiveMessage, TokenBucket
+from bot.shell import ProgressDisplay
 from bot.wiring import build_web_client
 from tests.support.fake_slack import FakeSlack
 
@@ -108,3 +110,47 @@ def test_a_channel_that_refuses_the_post_stops_progress(slack: FakeSlack, client
     live.show(lambda: step(1))
     assert live.ts is None and not slack.calls_to("chat.update")
     assert live.finish(step(5)) is None  # the result goes out the usual way
+
+
+class Terminal(io.StringIO):
+    def __init__(self, tty: bool) -> None:
+        super().__init__()
+        self.tty = tty
+
+    def isatty(self) -> bool:
+        return self.tty
+
+
+def pulling(done: int, *, finished: bool = False) -> Progress:
+    return Progress(
+        action="pull",
+        subject="web:1",
+        layers_done=done,
+        layers_total=2,
+        bytes_done=done * 500,
+        bytes_total=1000,
+        elapsed=1.0,
+        done=finished,
+    )
+
+
+def test_the_shell_draws_a_bar_on_a_terminal_and_plain_lines_on_a_pipe() -> None:
+    terminal = Terminal(tty=True)
+    bar = ProgressDisplay(terminal)
+    bar.show(pulling(1))
+    bar.show(pulling(2, finished=True))
+    bar.close()
+    drawn = terminal.getvalue()
+    assert drawn.count("\r\x1b[K") == 2 and drawn.endswith("\n")  # redrawn in place, then a new line
+    assert "▰" * 30 + " 100% web:1: 2/2 layers · 1kB / 1kB" in drawn
+
+    pipe = Terminal(tty=False)
+    lines = ProgressDisplay(pipe, every=60.0)
+    for done in (0, 1, 1, 2):
+        lines.show(pulling(done))
+    lines.show(pulling(2, finished=True))
+    lines.close()
+    assert pipe.getvalue().splitlines() == [
+        "web:1: 0/2 layers · 0B / 1kB · 1 s",  # the first, then at most one a minute here, and the last
+        "web:1: 2/2 layers · 1kB / 1kB · 1kB/s · 1 s",
+    ]
