@@ -771,10 +771,10 @@ def _image_list(msg: _Message, result: ImageList) -> str:
         ]
         rows = [[_clip(cell.replace("\n", " "), CELL_MAX) for cell in row] for row in full]
         msg.cut = msg.cut or rows != full
-        msg.code(humanize.table(wording.IMAGE_HEADERS, rows))
+        msg.code(humanize.table(wording.IMAGE_HEADERS, rows), reserve=3500, max_sections=2)
         unused = [i for i in result.images if not i.containers and not i.hidden_containers and i.image_id]
         for view in unused[:PS_BUTTON_ROWS]:
-            if msg.blocks_left < 4:
+            if msg.blocks_left < 4 or msg.room < 700:
                 break
             name = f"{view.repository}:{view.tag}" if view.repository != "<none>" else view.id
             msg.section(f"{_bold(name, 200)} {_inline_code(view.id, 20)} · {wording.size(view.size)}", stem="row")
