@@ -152,8 +152,7 @@ def say(local: Pipeline) -> Any:
 
 @pytest.fixture(scope="session")
 def registry(docker_client: docker.DockerClient) -> Iterator[Registry]:
-    """A real registry (Debian's docker-registry) on 127.0.0.1 and a free port for the session; stopped after.
-    Images the session built (label ``chatdock.test=<session>``) are removed from the engine at the end."""
+    """A real registry (Debian's docker-registry) on 127.0.0.1 and a free port for the session; stopped after."""
     if not registry_available():
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail("CI=true and docker-registry is not installed (apt-get install -y docker-registry)")
@@ -161,18 +160,19 @@ def registry(docker_client: docker.DockerClient) -> Iterator[Registry]:
     started = start_registry()
     yield started
     started.stop()
-    remove_session_images(docker_client, SESSION)
 
 
 @pytest.fixture(scope="session")
-def build_image(docker_client: docker.DockerClient) -> Any:
+def build_image(docker_client: docker.DockerClient) -> Iterator[Any]:
     """``build_image(tag, size=..., env=...)`` → the ID of a new image on top of the test image, with its own layer
-    of ``size`` random bytes (so a pull has something to download) and the label ``chatdock.test=<session>``."""
+    of ``size`` random bytes (so a pull has something to download) and the label ``chatdock.test=<session>``.
+    Every image the session built (by that label) is removed from the engine at the end."""
 
     def build(tag: str, *, size: int = 64 * 1024, env: dict[str, str] | None = None) -> str:
         return build_test_image(docker_client, tag, session=SESSION, size=size, env=env or {})
 
-    return build
+    yield build
+    remove_session_images(docker_client, SESSION)
 
 
 @pytest.fixture(scope="session")
