@@ -18,6 +18,10 @@ Measures (one run, side by side), then a table; the exit status is 1 when a targ
 3. ``/docker stats`` of 20 running containers against ``docker stats --no-stream`` of the same; medians of 3.
 4. resident memory of the serving process, idle and after 1,000+ commands.
 5. sustained throughput of read-only commands (closed loop), ack → reply delivered.
+6. ``/docker pull`` of a 50 MB+ image from a local registry (Debian's docker-registry on 127.0.0.1; the image is
+   built here: random data on the test image), sent → result edited into the progress message, against
+   ``docker pull`` of the same image (removed before each); medians of 3. And how many times the progress message
+   was edited (at most one edit per 3 s plus the result, within 50 a minute).
 
 Everything the bench creates is named ``bench-<run>-*`` and labelled ``chatdock.bench=<run>`` (the containers
 chatdock's ``run`` makes carry ``chatdock.owner=<the bench user>``); all of it is removed at the end, also on
@@ -56,6 +60,7 @@ import docker.errors
 from slack_sdk.signature import SignatureVerifier
 
 from tests.support.image import TEST_IMAGE, ensure_test_image
+from tests.support.registry import Registry, build_test_image, push_and_forget, remove_session_images, start_registry
 
 ROOT = Path(__file__).resolve().parent.parent
 SIGNING_SECRET = "bench0123456789abcdef0123456789a"
@@ -75,7 +80,10 @@ MEMORY_COMMANDS = 1000
 THROUGHPUT_CLIENTS = 16
 THROUGHPUT_MIN = 500
 
-PHASES = ("ack", "psa", "stats", "throughput")
+PULL_REPEATS = 5
+PULL_BYTES = 52 * 1024 * 1024
+
+PHASES = ("ack", "psa", "stats", "throughput", "pull")
 
 
 # --------------------------------------------------------------------------------------------- helpers
@@ -490,7 +498,7 @@ class Bench:
         return reply["t"] - sent.started, reply
 
     def warm_up(self) -> None:
-        for text in ("help", "ps", f"inspect {self.fixture.running[0]}"):
+        for text in ("help", "ps", *(f"inspect {name}" for name in self.fixture.running[:1])):
             self.round_trip(text)
 
     # -- 1: ack latency under a burst, slow work in flight ----------------------------------------------
@@ -603,6 +611,63 @@ class Bench:
             f"stats: chatdock {', '.join(ms(b) for b in bot)}; CLI {', '.join(ms(c) for c in cli)}"
         )
 
+    # -- 6: pull from a registry ------------------------------------------------------------------------------
+    def pull(self, registry: Registry) -> None:
+        client = self.fixture.client
+        ref = registry.ref(f"bench-{self.fixture.run}/big:1")
+        build_test_image(client, ref, session=self.fixture.run, size=PULL_BYTES, env={})
+        size = int(client.images.get(ref).attrs["Size"])
+        push_and_forget(client, ref)
+        bot: list[float] = []
+        cli: list[float] = []
+        edits: list[int] = []
+        cli_time(["docker", "pull", ref])  # warm-up: the registry's files in the page cache for both sides
+        client.images.remove(ref)
+
+        def by_chatdock() -> None:
+            before = self.slack.counts().get("chat.update", 0)
+            prepared = self.slack.command(f"pull {ref}")
+            prepared.keys = (f"final:{prepared.keys[1].removeprefix('chan:')}",)
+            self.commands += 1
+            sent = SlackSide.send(self.chatdock.url, prepared)
+            reply = self.slack.reply(prepared, timeout=300) if sent.status == 200 else None
+            if reply is None or "Pulled" not in reply.get("text", ""):
+                raise RuntimeError(f"pull {ref}: no result edited into its progress message ({reply})")
+            bot.append(reply["t"] - sent.started)
+            edits.append(self.slack.counts().get("chat.update", 0) - before)
+            client.images.remove(ref)
+
+        def by_cli() -> None:
+            cli.append(cli_time(["docker", "pull", ref]))
+            client.images.remove(ref)
+
+        for round_ in range(PULL_REPEATS):  # alternating who goes first: neither always follows the other's rmi
+            for side in (by_chatdock, by_cli) if round_ % 2 == 0 else (by_cli, by_chatdock):
+                side()
+        took, cli_took = statistics.median(bot), statistics.median(cli)
+        ratio = took / cli_took
+        self.report.add(
+            f"`pull` of {size / 1e6:.0f} MB from a local registry, sent → result (median of {PULL_REPEATS})",
+            ms(took),
+            f"{ms(cli_took)} (docker pull)",
+            f"{ratio:.2f}×",
+            "≤ 1.1× the CLI",
+            ratio <= 1.1,
+        )
+        allowed = [math.floor(b / 3.0) + 1 for b in bot]  # one edit per 3 s, plus the result
+        self.report.add(
+            "  progress message edits per pull (max)",
+            str(max(edits)),
+            "",
+            "",
+            "≤ 1 per 3 s + result, ≤ 50/min",
+            all(e <= a for e, a in zip(edits, allowed, strict=True)) and max(edits) <= 50,
+        )
+        self.report.notes.append(
+            f"pull: chatdock {', '.join(ms(b) for b in bot)}; CLI {', '.join(ms(c) for c in cli)}; "
+            f"edits {edits} (allowed {allowed})"
+        )
+
     # -- 5 (and 4's load): throughput --------------------------------------------------------------------
     def throughput(self, count: int) -> None:
         r0, r1 = self.fixture.running[0], self.fixture.running[1]
@@ -659,13 +724,14 @@ class Bench:
 # --------------------------------------------------------------------------------------------- main
 
 
-def bench_policy(user: str) -> str:
+def bench_policy(user: str, registry: str = "") -> str:
+    pulls = f', "{registry}/bench-*"' if registry else ""
     return f"""# written by the benchmark (bench/run.py)
 roles:
-  admin: {{commands: [ps, inspect, top, stats, port, logs, start, stop, restart, run, rm, exec, history, help]}}
+  admin: {{commands: [ps, inspect, top, stats, port, logs, start, stop, restart, run, rm, exec, history, help, pull]}}
 grants:
   - {{role: admin, users: [{user}]}}
-images: ["local/*"]
+images: ["local/*"{pulls}]
 containers:
   names: ["bench-*"]
 ports: ["19000-19999"]
@@ -710,19 +776,23 @@ def main(argv: list[str] | None = None) -> int:
     fixture = Fixture(client, run, user)
     helpers: list[Helper] = []
     chatdock: Chatdock | None = None
+    registry: Registry | None = None
     workdir = Path(tempfile.mkdtemp(prefix="chatdock-bench-"))
     keep_logs = False
     print(machine(), flush=True)
     with interrupted_as_keyboard_interrupt():
         try:
-            print(f"run {run}: creating {CREATED} containers and {RUNNING} running ones ...", flush=True)
-            fixture.create()
+            if set(phases) - {"pull"}:  # the pull alone needs none of the bench's containers
+                print(f"run {run}: creating {CREATED} containers and {RUNNING} running ones ...", flush=True)
+                fixture.create()
             fake = Helper.start("fake")
             helpers.append(fake)
             null = Helper.start("null")
             helpers.append(null)
+            if "pull" in phases:
+                registry = start_registry()
             policy = workdir / "policy.yml"
-            policy.write_text(bench_policy(user))
+            policy.write_text(bench_policy(user, registry.address if registry else ""))
             chatdock = Chatdock.start(workdir=workdir, fake=fake, policy=policy, extra_env=extra_env)
             print(f"chatdock serve (pid {chatdock.pid}) on {chatdock.url}; fake Slack on {fake.url}", flush=True)
             time.sleep(1.0)
@@ -755,6 +825,9 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 trail.append(f"after throughput {after:.1f}")
                 report.notes.append(f"resident memory (MB): {', '.join(trail)}; peak (VmHWM) {peak:.1f}")
+            if "pull" in phases and registry is not None:  # last: a 50 MB stream must not colour the memory rows
+                print("measuring pull ...", flush=True)
+                bench.pull(registry)
             report.add(
                 "replies missing or not results",
                 str(bench.undelivered),
@@ -780,6 +853,9 @@ def main(argv: list[str] | None = None) -> int:
                 helper.stop()
             removed = fixture.remove_all()
             print(f"removed {removed} bench containers", flush=True)
+            if registry is not None:
+                registry.stop()
+            remove_session_images(client, run)
             client.close()
             if not keep_logs and not report.failed:
                 shutil.rmtree(workdir, ignore_errors=True)

@@ -56,6 +56,10 @@ class TimedFakeSlack(FakeSlack):
             if method == "chat.postMessage":
                 summary = _summary(body, method)
                 key = f"chan:{summary.pop('channel', '')}"
+            elif method == "chat.update":  # a progress message edited in place; the last edit is the result
+                summary = _summary(body, method)
+                if not summary["text"].startswith("Pulling "):
+                    key = f"final:{summary.pop('channel', '')}"
         with self._bench_arrived:
             what = parts.path.removeprefix("/api/") if parts.path.startswith("/api/") else parts.path.split("/")[1]
             self._bench_counts[what] = self._bench_counts.get(what, 0) + 1

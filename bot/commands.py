@@ -15,7 +15,7 @@ from typing import Any
 from bot.engine import Engine
 from bot.errors import UsageError
 from bot.flags import Grammar, Parsed, parse
-from bot.models import Actor, ContainerFacts, NetworkFacts, Request, Result
+from bot.models import Actor, ContainerFacts, ImageFacts, NetworkFacts, Progress, Request, Result
 from bot.policy import Policy
 from bot.redact import SecretSink
 
@@ -56,6 +56,10 @@ class Context:
     # Secrets of the containers this request reads or creates; the pipeline masks them in the reply. A handler
     # that creates a container (or reads one the pipeline did not resolve) adds its inspect document here.
     secrets: SecretSink = field(default_factory=SecretSink)
+    images: Mapping[str, ImageFacts] = field(default_factory=dict)
+    missing_images: Mapping[str, str] = field(default_factory=dict)
+    progress: Callable[[Progress], None] = lambda _p: None
+    """Where a long handler (a pull) reports how far it has come; each front door shows it its own way."""
 
 
 Handler = Callable[[Context, Any], Result]
@@ -73,6 +77,8 @@ class Command:
     aliases: tuple[str, ...] = ()
     examples: tuple[str, ...] = ()
     slow: bool = False
+    preview: Callable[[Context, Any], tuple[str, ...]] | None = None
+    """For ``--dry-run``: what the command would do, in words (beyond the Engine requests)."""
 
     def parse(self, words: list[str]) -> Request:
         return self.build(parse(self.grammar, words))

@@ -23,7 +23,8 @@ import requests
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from bot.errors import ChatdockError, Conflict, EngineError, EngineUnavailable, NotFound, UsageError
-from bot.models import ContainerFacts, NetworkFacts
+from bot.models import ContainerFacts, ImageFacts, NetworkFacts
+from bot.policy import parse_image
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -117,6 +118,8 @@ class Engine:
         self.pool_size = pool_size
         self._client = client
         self._lock = threading.Lock()
+        # docker-py's auth module names the registry account it found at DEBUG; chatdock's logs never name it
+        logging.getLogger("docker.auth").setLevel(logging.INFO)
 
     # -- client lifetime -------------------------------------------------------------------------------
     @property
@@ -226,11 +229,37 @@ class Engine:
         except NotFound:
             raise NotFound(f"No such network: {ref}") from None
 
+    def inspect_image(self, ref: str) -> dict[str, Any]:
+        """``GET /images/{ref}/json``: by name, ID or unique ID prefix, as docker resolves them."""
+        check_image_ref(ref)
+        try:
+            return self.read(lambda: self.api.inspect_image(ref))
+        except NotFound:
+            raise NotFound(f"No such image: {ref}") from None
+
+    def image_facts(self, ref: str) -> ImageFacts:
+        return image_facts_from_inspect(self.inspect_image(ref))
+
     def network_facts(self, ref: str) -> NetworkFacts:
         data = self.inspect_network(ref)
         return NetworkFacts(
             id=data["Id"], name=data["Name"], driver=data.get("Driver", ""), labels=data.get("Labels") or {}
         )
+
+
+_IMAGE_ID = re.compile(r"^(?:sha256:)?[0-9a-f]{4,64}$")
+
+
+def check_image_ref(ref: str) -> str:
+    """An image ID (prefix) or a reference docker would accept; nothing else reaches an Engine API path."""
+    if _IMAGE_ID.match(ref):
+        return ref
+    parse_image(ref)
+    return ref
+
+
+def image_facts_from_inspect(data: dict[str, Any]) -> ImageFacts:
+    return ImageFacts(id=data["Id"], tags=tuple(data.get("RepoTags") or ()), size=int(data.get("Size") or 0))
 
 
 def facts_from_inspect(data: dict[str, Any]) -> ContainerFacts:

@@ -57,6 +57,14 @@ class Request(Frozen):
         the containers in ``container_refs()``; ``None`` when the request puts nothing on a network."""
         return None
 
+    def image_refs(self) -> tuple[str, ...]:
+        """Existing images this request acts on (``rmi``), as the user named them."""
+        return ()
+
+    def plan_reads_engine(self) -> bool:
+        """Whether the Engine requests can only be planned after reading the engine (the Slack ack skips them)."""
+        return bool(self.container_refs() or self.image_refs())
+
 
 class ContainerFacts(Frozen):
     """What policy needs to know about an existing container to decide whether it is in scope."""
@@ -70,6 +78,45 @@ class ContainerFacts(Frozen):
     @property
     def short_id(self) -> str:
         return self.id[:12]
+
+
+class ImageFacts(Frozen):
+    """What policy needs to know about an existing image: its ID and names (``repo:tag``)."""
+
+    id: str
+    tags: tuple[str, ...] = ()
+    size: int = 0
+
+    @property
+    def short_id(self) -> str:
+        return self.id.removeprefix("sha256:")[:12]
+
+
+class Progress(Frozen):
+    """How far a long operation (a pull) has come, for front doors that show it while it runs."""
+
+    action: str
+    subject: str
+    status: str = ""
+    layers_done: int = 0
+    layers_total: int = 0
+    bytes_done: int = 0
+    bytes_total: int = 0
+    elapsed: float = 0.0
+    done: bool = False
+
+    @property
+    def rate(self) -> float:
+        """Bytes per second so far."""
+        return self.bytes_done / self.elapsed if self.elapsed > 0 else 0.0
+
+    @property
+    def fraction(self) -> float:
+        """How far along, 0..1: half the bytes downloaded, half the layers done (downloaded *and* extracted)."""
+        layers = self.layers_done / self.layers_total if self.layers_total else 0.0
+        if self.bytes_total:
+            return (min(self.bytes_done / self.bytes_total, 1.0) + layers) / 2
+        return 1.0 if self.done else layers
 
 
 class NetworkFacts(Frozen):
@@ -165,6 +212,7 @@ class RunOutcome(Result):
     removed: bool = False
     remove_on_exit: bool = False
     waited_seconds: float = 0.0
+    pulled: PullOutcome | None = None  # the image was pulled first
 
     def log_line(self) -> str:
         who = self.container.name or self.container.id[:12]
@@ -271,6 +319,7 @@ class DryRun(Result):
     kind: ClassVar[str] = "dry_run"
     summary: str
     engine_requests: tuple[dict[str, Any], ...]
+    lines: tuple[str, ...] = ()  # what the command would do, in words (``image prune``: what would go)
 
     def log_line(self) -> str:
         return self.summary
@@ -282,3 +331,68 @@ class HistoryView(Result):
 
     def log_line(self) -> str:
         return f"{len(self.entries)} {'entry' if len(self.entries) == 1 else 'entries'}"
+
+
+# ---------------------------------------------------------------- images
+
+
+class PullOutcome(Result):
+    """``docker pull``'s end: the digest, the size and how long it took."""
+
+    kind: ClassVar[str] = "pull"
+    image: str
+    image_id: str = ""
+    digest: str = ""
+    size: int = 0
+    seconds: float = 0.0
+    status: str = ""
+    layers: int = 0
+    up_to_date: bool = False
+
+    def log_line(self) -> str:
+        return f"pulled {self.image} {self.digest}".rstrip() + (" (up to date)" if self.up_to_date else "")
+
+
+class ImageView(Frozen):
+    """One row of ``docker images``, plus the containers that use the image."""
+
+    id: str
+    repository: str
+    tag: str
+    created: str = ""
+    size: int = 0
+    containers: tuple[str, ...] = ()
+    hidden_containers: int = 0
+    image_id: str = ""  # the full ID, for the Remove button
+
+
+class ImageList(Result):
+    kind: ClassVar[str] = "image_list"
+    images: tuple[ImageView, ...]
+    quiet: bool = False
+
+    def log_line(self) -> str:
+        return _plural(len(self.images), "image")
+
+
+class ImageRemoval(Result):
+    """``rmi`` and ``image prune``: what was untagged and deleted per target, and the space freed."""
+
+    kind: ClassVar[str] = "image_removal"
+    action: Literal["rmi", "prune"]
+    items: tuple[ActionItem, ...] = ()
+    untagged: tuple[str, ...] = ()
+    deleted: tuple[str, ...] = ()
+    space: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return all(item.ok for item in self.items)
+
+    def log_line(self) -> str:
+        failed = [f"{item.target} failed: {item.error}" for item in self.items if not item.ok]
+        text = f"{self.action}: {len(self.deleted)} deleted, {len(self.untagged)} untagged, {self.space} bytes freed"
+        return text + (f" ({'; '.join(failed)})" if failed else "")
+
+
+RunOutcome.model_rebuild()

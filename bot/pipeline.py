@@ -24,7 +24,7 @@ from bot.commands import Command, Context, EngineCall, Registry
 from bot.engine import AmbiguousReference, Engine, facts_from_inspect
 from bot.errors import ChatdockError, Conflict, Denied, NotFound, UsageError
 from bot.flags import Flag, Grammar, plain_dash, plain_dashes
-from bot.models import Actor, ContainerFacts, Decision, DryRun, NetworkFacts, Request, Result
+from bot.models import Actor, ContainerFacts, Decision, DryRun, ImageFacts, NetworkFacts, Progress, Request, Result
 from bot.policy import Policy
 from bot.redact import SecretMask, SecretSink, redact_document, redact_text, redact_words
 from bot.slacktext import normalize
@@ -174,7 +174,7 @@ class Pipeline:
         try:
             parsed = self.understand(text)
             if self._decide(actor, parsed.request).allowed:
-                if parsed.command.plan is not None and not parsed.request.container_refs():
+                if parsed.command.plan is not None and not parsed.request.plan_reads_engine():
                     bare = Context(engine=self.engine, actor=actor, policy=self.policy, registry=self.registry)
                     self._plan(parsed.command, bare, parsed.request)  # Denied → handle() below says so
                 return parsed
@@ -190,9 +190,11 @@ class Pipeline:
         source: str = "shell",
         request_id: str | None = None,
         expect_states: Mapping[str, str] | None = None,
+        progress: Callable[[Progress], None] | None = None,
     ) -> Outcome:
         """Run ``text`` for ``actor``. ``expect_states`` (container ID → state, from a button) refuses the
-        request if a container changed since the message the button belongs to was drawn."""
+        request if a container changed since the message the button belongs to was drawn. ``progress`` is
+        called as a long handler (a pull) advances; front doors show it while the request runs."""
         request_id = request_id or new_request_id()
         started = time.monotonic()
         state: dict[str, Any] = {"shown_text": _safe_echo(text, self.policy)}
@@ -211,7 +213,7 @@ class Pipeline:
             state["decision"] = decision
             if not decision.allowed:
                 raise Denied(decision.reason, rule=decision.rule)
-            ctx = self._context(actor, parsed.request, secrets)
+            ctx = self._context(actor, parsed.request, secrets, progress=progress)
             _check_states(ctx, expect_states)
             state.update(
                 container_ids=tuple(c.id for c in ctx.containers.values()),
@@ -231,9 +233,11 @@ class Pipeline:
             )
             begun = True
             if parsed.request.dry_run:
+                preview = parsed.command.preview
                 result = DryRun(
                     summary=f"would run `{state['shown_text']}`: {decision.reason}",
                     engine_requests=tuple(state.get("engine_request") or ()),
+                    lines=preview(ctx, parsed.request) if preview is not None else (),
                 )
             else:
                 result = parsed.command.execute(ctx, parsed.request)
@@ -325,7 +329,14 @@ class Pipeline:
             log.exception("scope evaluation failed")
             return False
 
-    def _context(self, actor: Actor, request: Request, secrets: SecretSink) -> Context:
+    def _context(
+        self,
+        actor: Actor,
+        request: Request,
+        secrets: SecretSink,
+        *,
+        progress: Callable[[Progress], None] | None = None,
+    ) -> Context:
         containers: dict[str, ContainerFacts] = {}
         inspected: dict[str, dict[str, Any]] = {}
         missing: dict[str, str] = {}
@@ -366,6 +377,20 @@ class Pipeline:
         if request.starts_containers:
             for ref in containers:
                 dns.check_start(self.engine, self.policy, inspected[ref], in_scope=self._in_scope)
+        images: dict[str, ImageFacts] = {}
+        missing_images: dict[str, str] = {}
+        for ref in request.image_refs():
+            try:
+                images[ref] = self.engine.image_facts(ref)
+            except NotFound as exc:
+                missing_images[ref] = exc.message
+                continue
+            if request.mutating:  # by ID every name goes; by name only that one
+                by_id = images[ref].id.removeprefix("sha256:").startswith(ref.removeprefix("sha256:").lower())
+                image_names = images[ref].tags if by_id else (ref,)
+                scope = policy_rules.image_removable(self.policy, image_names)
+                if not scope.allowed:
+                    raise Denied(f"{scope.reason}: `{request.command}` may not remove it", rule=scope.rule)
         return Context(
             engine=self.engine,
             actor=actor,
@@ -379,6 +404,9 @@ class Pipeline:
             exec_timeout=self.exec_timeout,
             history=self.history,
             secrets=secrets,
+            images=images,
+            missing_images=missing_images,
+            progress=progress or _no_progress,
         )
 
     def _plan(self, command: Command, ctx: Context, request: Request) -> list[EngineCall] | None:
@@ -387,7 +415,8 @@ class Pipeline:
         calls = command.plan(ctx, request)
         try:
             refused = policy_rules.check_engine_calls(
-                self.policy, ((c.method, c.path, dict(c.body) if c.body is not None else None) for c in calls)
+                self.policy,
+                ((c.method, c.path, dict(c.body) if c.body is not None else None, dict(c.params)) for c in calls),
             )
         except ChatdockError:
             raise
@@ -492,11 +521,15 @@ def _leading_dashes(words: list[str]) -> list[str]:
     return words
 
 
+def _no_progress(_progress: Progress) -> None:
+    return None
+
+
 def _leading_dry_run(words: list[str]) -> tuple[list[str], bool]:
     """Take ``--dry-run`` placed before the command, or after a family word (``/net --dry-run rm app``)."""
     found = False
     while words[:1] == ["--dry-run"]:
         words, found = words[1:], True
-    while words[:1] in (["network"], ["container"]) and words[1:2] == ["--dry-run"]:
+    while words[:1] in (["network"], ["container"], ["image"]) and words[1:2] == ["--dry-run"]:
         words, found = [words[0], *words[2:]], True
     return words, found

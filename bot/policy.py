@@ -476,9 +476,51 @@ def image_allowed(policy: Policy, image: ImageRef) -> Decision:
     return deny("images", f"Image {image.original} is not allowed by policy")
 
 
+def pull_allowed(policy: Policy, image: ImageRef) -> Decision:
+    """May ``image`` be fetched from its registry? Only a glob in ``images`` says so: ``@local`` never pulls.
+    Decided on the reference as typed, before anything is fetched."""
+    for pattern in policy.images:
+        if pattern == "@local":
+            continue
+        target = image.with_tag if ":" in pattern.rsplit("/", 1)[-1] else image.repository
+        if ":" in pattern.rsplit("/", 1)[-1] and image.digest and not image.tag:
+            continue
+        if fnmatch.fnmatchcase(target, pattern):
+            return allow(f"images[{pattern}]", f"{image.original} matches '{pattern}'")
+    if "@local" in policy.images:
+        return deny(
+            "images[@local]",
+            f"Image {image.original} may not be pulled: the policy allows only images already on this host",
+        )
+    return deny("images", f"Image {image.original} is not allowed by policy")
+
+
 def may_pull(policy: Policy, image: ImageRef) -> bool:
-    decision = image_allowed(policy, image)
-    return decision.allowed and decision.rule != "images[@local]"
+    return pull_allowed(policy, image).allowed
+
+
+def image_removable(policy: Policy, names: Iterable[str]) -> Decision:
+    """May ``rmi`` / ``image prune`` remove an image with these names (its repo:tags, or the name typed)?
+
+    The images a policy lets people use are the images they may clean up: every name must be allowed by
+    ``images`` (removing by ID removes every tag). An untagged image has no name for a glob to match: only a
+    policy with ``@local`` or ``"*"`` (everything already on the host) covers it.
+    """
+    shown = [name for name in names if name and not name.startswith("<none>")]
+    if not shown:
+        if "@local" in policy.images or ANY in policy.images:
+            return allow("images[@local]" if "@local" in policy.images else "images[*]", "an untagged image")
+        return deny("images", "an untagged image is covered only by a policy with '@local' or '*' in images")
+    decision = allow("images", "")
+    for name in shown:
+        try:
+            ref = parse_image(name)
+        except UsageError:
+            return deny("images", f"Image {name} is not allowed by policy")
+        decision = image_allowed(policy, ref)
+        if not decision.allowed:
+            return decision
+    return decision
 
 
 # ------------------------------------------------------------------------------------------ engine bodies
@@ -578,10 +620,24 @@ def check_network_body(body: dict[str, Any]) -> Decision | None:
     return None
 
 
-def check_engine_calls(policy: Policy, calls: Iterable[tuple[str, str, dict[str, Any] | None]]) -> Decision | None:
-    """Policy's last word on the Engine requests a command would send, whatever flags produced them."""
-    for method, path, body in calls:
-        if method == "POST" and path == "/containers/create":
+EngineCallView = tuple[str, str, dict[str, Any] | None] | tuple[str, str, dict[str, Any] | None, dict[str, Any]]
+
+
+def check_engine_calls(policy: Policy, calls: Iterable[EngineCallView]) -> Decision | None:
+    """Policy's last word on the Engine requests a command would send, whatever flags produced them:
+    ``(method, path, body[, query params])``."""
+    for call in calls:
+        method, path, body = call[0], call[1], call[2]
+        params: dict[str, Any] = call[3] if len(call) > 3 else {}
+        if method == "POST" and path == "/images/create":
+            reference = str(params.get("fromImage", ""))
+            tag = str(params.get("tag") or "")
+            if tag:
+                reference += ("@" if ":" in tag else ":") + tag  # a digest is sent as the tag
+            decision = pull_allowed(policy, parse_image(reference))
+            if not decision.allowed:
+                return decision
+        elif method == "POST" and path == "/containers/create":
             decision = check_create_body(policy, body or {})
             if not decision.allowed:
                 return decision

@@ -49,9 +49,13 @@ from bot.models import (
     ExecOutcome,
     HelpText,
     HistoryView,
+    ImageList,
+    ImageRemoval,
     Inspection,
     NetworkChange,
     NetworkList,
+    Progress,
+    PullOutcome,
     Result,
     RunOutcome,
     StatsView,
@@ -63,7 +67,8 @@ from bot.redact import redact_text
 log = logging.getLogger(__name__)
 
 ACTION_ID_PREFIX = "chatdock:"
-BUTTON_ACTIONS = frozenset({"stop", "start", "restart", "logs", "rm"})
+BUTTON_ACTIONS = frozenset({"stop", "start", "restart", "logs", "rm", "rmi"})
+IMAGE_STATE = "image"  # the "state" an image button carries: images have none; the engine re-checks at the click
 DOCKER_STATES = frozenset({"created", "restarting", "running", "removing", "paused", "exited", "dead"})
 
 # Slack's limits, and the margins this module keeps under them.
@@ -101,9 +106,10 @@ STATE_BUTTONS: dict[str, tuple[str, ...]] = {
     "exited": ("start", "logs", "rm"),
     "created": ("start", "logs", "rm"),
     "dead": ("logs", "rm"),
+    IMAGE_STATE: ("rmi",),
 }
 _BUTTON_STYLE = {"stop": "danger", "rm": "danger", "start": "primary"}
-_CONFIRMED = frozenset({"stop", "rm"})
+_CONFIRMED = frozenset({"stop", "rm", "rmi"})
 _ENGINE_ERRORS = frozenset({"not_found", "conflict", "engine_unavailable", "engine_error", "internal"})
 
 
@@ -193,7 +199,9 @@ def _check_button(action: str, container_id: str, state: str, length: int) -> No
         raise ValueError(f"unknown button action {action[:40]!r}")
     if not _HEX64.fullmatch(container_id):
         raise ValueError("container ID must be 64 lowercase hex digits")
-    if state not in DOCKER_STATES:
+    if (action == "rmi") != (state == IMAGE_STATE):
+        raise ValueError("an image button goes with the image state, and only it")
+    if state not in DOCKER_STATES and state != IMAGE_STATE:
         raise ValueError(f"unknown container state {state[:40]!r}")
     if length > VALUE_MAX:
         raise ValueError("button value longer than 2000 characters")
@@ -599,6 +607,8 @@ def _run(msg: _Message, result: RunOutcome) -> str:
         _add_card(msg, view, removed=result.removed)
         if result.removed:
             msg.context(wording.run_removed_after_exit(name))
+        if result.pulled is not None:
+            msg.context(msg.esc(wording.pulled_first(result.pulled.image, result.pulled.seconds), 400), stem="pulled")
         return headline
     if result.still_running:
         headline = wording.run_still_running(name, result.waited_seconds, remove_on_exit=result.remove_on_exit)
@@ -609,6 +619,8 @@ def _run(msg: _Message, result: RunOutcome) -> str:
     if result.output_truncated:
         msg.context(wording.OUTPUT_CUT)
     _add_card(msg, view, removed=result.removed)
+    if result.pulled is not None:
+        msg.context(msg.esc(wording.pulled_first(result.pulled.image, result.pulled.seconds), 400), stem="pulled")
     return headline
 
 
@@ -707,6 +719,8 @@ def _help(msg: _Message, result: HelpText) -> str:
 def _dry_run(msg: _Message, result: DryRun) -> str:
     headline = wording.dry_run_headline(_esc(result.summary, 1500))
     msg.section(headline, stem="headline")
+    if result.lines:
+        msg.code("\n".join(result.lines), reserve=2000, max_sections=1)
     msg.code(json.dumps(list(result.engine_requests), indent=2, default=str))
     return headline
 
@@ -721,6 +735,95 @@ def _history(msg: _Message, result: HistoryView) -> str:
     msg.cut = msg.cut or rows != full
     msg.code(humanize.table(wording.HISTORY_HEADERS, rows))
     return f"history: {len(result.entries)} entr{'ies' if len(result.entries) != 1 else 'y'}"
+
+
+def _image_button(msg: _Message, image_id: str, name: str) -> dict[str, Any] | None:
+    """A Remove button for an image (by its full ID), asking for confirmation; the click is ``rmi <id>``."""
+    digits = image_id.removeprefix("sha256:")
+    if not _HEX64.fullmatch(digits):
+        return None
+    shown = _clip(name or digits[:12], 60)
+    button = ButtonElement(
+        text=PlainTextObject(text=wording.BUTTON_LABEL["rmi"], emoji=True),
+        action_id=f"{ACTION_ID_PREFIX}rmi",
+        value=button_value("rmi", digits, IMAGE_STATE),
+        style="danger",
+        confirm=ConfirmObject(
+            title=PlainTextObject(text=_clip(wording.confirm_title("rmi", shown), 100)),
+            text=PlainTextObject(text=_clip(wording.confirm_text("rmi", shown), 300)),
+            confirm=PlainTextObject(text=wording.confirm_button("rmi")),
+            deny=PlainTextObject(text=wording.CONFIRM_CANCEL),
+            style="danger",
+        ),
+    )
+    return ActionsBlock(block_id=msg.block_id(f"image-{digits[:12]}"), elements=[button]).to_dict()
+
+
+def _pull(msg: _Message, result: PullOutcome) -> str:
+    headline = wording.pulled(_inline_code(result.image, 300), up_to_date=result.up_to_date)
+    msg.section(headline, stem="headline")
+    fields = [
+        f"*Digest*\n{_inline_code(result.digest or '—', 200)}",
+        f"*Size*\n{wording.size(result.size)}",
+        f"*Layers*\n{result.layers}",
+        f"*Time*\n{result.seconds:.1f} s",
+    ]
+    msg.section("", stem="pull", fields=fields)
+    button = _image_button(msg, result.image_id, result.image)
+    if button is not None:
+        msg.add(button)
+    return headline
+
+
+def _image_list(msg: _Message, result: ImageList) -> str:
+    if not result.images:
+        msg.section(wording.NO_IMAGES)
+        return wording.NO_IMAGES
+    if result.quiet:
+        msg.code("\n".join(i.id for i in result.images))
+    else:
+        full = [
+            [
+                i.repository,
+                i.tag,
+                i.id,
+                i.created,
+                wording.size(i.size),
+                wording.used_by(i.containers, i.hidden_containers),
+            ]
+            for i in result.images
+        ]
+        rows = [[_clip(cell.replace("\n", " "), CELL_MAX) for cell in row] for row in full]
+        msg.cut = msg.cut or rows != full
+        msg.code(humanize.table(wording.IMAGE_HEADERS, rows), reserve=3500, max_sections=2)
+        unused = [i for i in result.images if not i.containers and not i.hidden_containers and i.image_id]
+        for view in unused[:PS_BUTTON_ROWS]:
+            if msg.blocks_left < 4 or msg.room < 700:
+                break
+            name = f"{view.repository}:{view.tag}" if view.repository != "<none>" else view.id
+            msg.section(f"{_bold(name, 200)} {_inline_code(view.id, 20)} · {wording.size(view.size)}", stem="row")
+            button = _image_button(msg, view.image_id, name)
+            if button is not None:
+                msg.add(button)
+    return f"{len(result.images)} image{'s' if len(result.images) != 1 else ''}"
+
+
+def _image_removal(msg: _Message, result: ImageRemoval) -> str:
+    failed = [item for item in result.items if not item.ok]
+    headline = wording.image_removal_headline(
+        result.action,
+        deleted=len(result.deleted),
+        untagged=len(result.untagged),
+        space=result.space,
+        failed=len(failed),
+    )
+    msg.section(headline, stem="headline")
+    lines = [f"Untagged: {tag}" for tag in result.untagged] + [f"Deleted: {image}" for image in result.deleted]
+    if lines:
+        msg.code("\n".join(lines), reserve=1500, max_sections=1)
+    if failed:
+        msg.lines([f"❌ *{msg.esc(item.target, NAME_CLIP)}*: {msg.esc(item.error, LINE_MAX)}" for item in failed])
+    return headline
 
 
 def _other(msg: _Message, result: Result) -> str:
@@ -796,6 +899,9 @@ _RENDERERS: dict[type[Result], Callable[[_Message, Any], str]] = {
     HelpText: _help,
     DryRun: _dry_run,
     HistoryView: _history,
+    PullOutcome: _pull,
+    ImageList: _image_list,
+    ImageRemoval: _image_removal,
 }
 
 
@@ -892,3 +998,25 @@ def render_ack(outcome_text: str, user: str, request_id: str) -> SlackMessage:
     msg.section(text, stem="ack")
     msg.context(wording.request_line(_esc(request_id, 40)))
     return _finish(msg, text, "in_channel", None)
+
+
+def render_progress(progress: Progress, *, shown_text: str, user: str, request_id: str) -> SlackMessage:
+    """The message a long request (a pull) edits in place while it runs: a bar, layers, bytes, rate, time."""
+    subject = _inline_code(progress.subject, 300)
+    headline = wording.pulling(subject)
+    line = wording.progress_line(
+        layers_done=progress.layers_done,
+        layers_total=progress.layers_total,
+        bytes_done=progress.bytes_done,
+        bytes_total=progress.bytes_total,
+        rate=progress.rate,
+        elapsed=progress.elapsed,
+    )
+    msg = _Message()
+    msg.section(f"{headline}\n`{wording.progress_bar(progress.fraction)}`\n{line}", stem="progress")
+    parts = [wording.requested_by(mention(user))]
+    if shown_text:
+        parts.append(_inline_code(_docker(shown_text), SHOWN_TEXT_CLIP))
+    parts.append(wording.request_line(_esc(request_id, 40)))
+    msg.context(" · ".join(parts))
+    return _finish(msg, f"Pulling {progress.subject}: {line}", "in_channel", None)

@@ -14,9 +14,13 @@ from bot.models import (
     ExecOutcome,
     HelpText,
     HistoryView,
+    ImageList,
+    ImageRemoval,
     Inspection,
     NetworkChange,
     NetworkList,
+    Progress,
+    PullOutcome,
     Result,
     RunOutcome,
     StatsView,
@@ -136,7 +140,62 @@ def _help(result: Any) -> str:
 
 def _dry_run(result: Any) -> str:
     assert isinstance(result, DryRun)
-    return "Dry run: " + result.summary + "\n" + json.dumps(list(result.engine_requests), indent=2)
+    lines = "".join(line + "\n" for line in result.lines)
+    return "Dry run: " + result.summary + "\n" + lines + json.dumps(list(result.engine_requests), indent=2)
+
+
+def progress_text(progress: Progress) -> str:
+    """One plain line of a pull's progress (the shell's piped output; the bar's text on a terminal)."""
+    return f"{progress.subject}: " + wording.progress_line(
+        layers_done=progress.layers_done,
+        layers_total=progress.layers_total,
+        bytes_done=progress.bytes_done,
+        bytes_total=progress.bytes_total,
+        rate=progress.rate,
+        elapsed=progress.elapsed,
+    )
+
+
+def _pull(result: Any) -> str:
+    """As ``docker pull`` ends: digest, status, the reference; then what chatdock measured."""
+    assert isinstance(result, PullOutcome)
+    lines = []
+    if result.digest:
+        lines.append(f"Digest: {result.digest}")
+    if result.status:
+        lines.append(f"Status: {result.status}")
+    lines.append(result.image)
+    summary = wording.pull_summary(digest="", size_bytes=result.size, seconds=result.seconds, layers=result.layers)
+    lines.append(f"({summary})")
+    return "\n".join(lines)
+
+
+def _image_list(result: Any) -> str:
+    assert isinstance(result, ImageList)
+    if result.quiet:
+        return "\n".join(i.id for i in result.images)
+    rows = [
+        [
+            i.repository,
+            i.tag,
+            i.id,
+            i.created,
+            wording.size(i.size),
+            wording.used_by(i.containers, i.hidden_containers),
+        ]
+        for i in result.images
+    ]
+    return humanize.table(wording.IMAGE_HEADERS, rows)
+
+
+def _image_removal(result: Any) -> str:
+    """``docker rmi`` / ``docker image prune`` output: Untagged / Deleted lines, errors, reclaimed space."""
+    assert isinstance(result, ImageRemoval)
+    lines = [f"Untagged: {tag}" for tag in result.untagged] + [f"Deleted: {image}" for image in result.deleted]
+    lines += [f"Error response from daemon: {item.error}" for item in result.items if not item.ok]
+    if result.action == "prune":
+        lines.append(f"Total reclaimed space: {wording.size(result.space)}")
+    return "\n".join(lines)
 
 
 def _history(result: Any) -> str:
@@ -167,4 +226,7 @@ _RENDERERS: dict[type[Result], Callable[[Any], str]] = {
     HelpText: _help,
     DryRun: _dry_run,
     HistoryView: _history,
+    PullOutcome: _pull,
+    ImageList: _image_list,
+    ImageRemoval: _image_removal,
 }

@@ -223,12 +223,67 @@ def api_error(exc: BaseException) -> str:
     return type(exc).__name__
 
 
+class TokenBucket:
+    """An app-wide budget for one Web API method: ``per_minute`` calls on average, at most ``burst`` at once.
+
+    Slack rate-limits ``chat.update`` per app and workspace (Tier 3, about 50 a minute); progress edits of every
+    request in flight share this one bucket, so together they stay under it whatever runs at once.
+    """
+
+    def __init__(
+        self,
+        *,
+        per_minute: float = 50.0,
+        burst: int = 5,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.rate = per_minute / 60.0
+        self.burst = float(burst)
+        self._tokens = float(burst)
+        self._clock = clock
+        self._sleep = sleep
+        self._stamp = clock()
+        self._lock = threading.Lock()
+
+    def _refill(self) -> None:
+        now = self._clock()
+        self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
+        self._stamp = now
+
+    def take(self, *, wait: float = 0.0) -> bool:
+        """Take one token; wait up to ``wait`` seconds for one. False when none came."""
+        deadline = self._clock() + wait
+        while True:
+            with self._lock:
+                self._refill()
+                if self._tokens >= 1.0:
+                    self._tokens -= 1.0
+                    return True
+                needed = (1.0 - self._tokens) / self.rate
+            left = deadline - self._clock()
+            if left <= 0:
+                return False
+            self._sleep(min(needed, left))
+
+
 class Deliverer:
     """Sends a rendered :class:`SlackMessage` where it belongs, and says how it went."""
 
-    def __init__(self, *, client: WebClient, response_urls: ResponseUrlClient | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        client: WebClient,
+        response_urls: ResponseUrlClient | None = None,
+        update_budget: TokenBucket | None = None,
+    ) -> None:
         self.client = client
         self.response_urls = response_urls or ResponseUrlClient()
+        self.update_budget = update_budget or TokenBucket()
+
+    def live(self, channel: str | None, *, interval: float = 3.0) -> LiveMessage:
+        """A message that a long request (a pull) edits in place; see :class:`LiveMessage`."""
+        return LiveMessage(self, channel, interval=interval)
 
     def close(self) -> None:
         self.response_urls.close()
@@ -409,3 +464,82 @@ class Deliverer:
 def _clip(text: str) -> str:
     text = text or " "
     return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - 1] + "…"
+
+
+class LiveMessage:
+    """One channel message a long request edits in place while it runs.
+
+    The first :meth:`show` posts it (``chat.postMessage``); later ones edit it (``chat.update``) at most once
+    every ``interval`` seconds, and only with a token from the Deliverer's app-wide ``chat.update`` budget:
+    progress that arrives in between, or when the budget is spent, is skipped (the next edit shows the latest).
+    :meth:`finish` puts the final result into the same message. When the channel cannot take the post (the
+    bot is not in it), progress stops and the result goes out as any other reply.
+    """
+
+    FINAL_WAIT = 10.0  # seconds the final edit may wait for the budget before the result goes out another way
+
+    def __init__(
+        self,
+        deliverer: Deliverer,
+        channel: str | None,
+        *,
+        interval: float = 3.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.deliverer = deliverer
+        self.channel = channel or ""
+        self.interval = interval
+        self._clock = clock
+        self.ts: str | None = None
+        self.edits = 0
+        self._last = -float("inf")
+        self._broken = not channel
+
+    def show(self, render: Callable[[], SlackMessage]) -> None:
+        """Post or edit the progress message, if this message and the app's budget allow it now."""
+        if self._broken:
+            return
+        now = self._clock()
+        if self.ts is not None and (now - self._last < self.interval or not self.deliverer.update_budget.take()):
+            return
+        self._last = now
+        message = render()
+        try:
+            if self.ts is None:
+                response, _ = self.deliverer._web_call(
+                    lambda **kw: self.deliverer.client.chat_postMessage(channel=self.channel, **kw), message
+                )
+                self.ts = str(response.get("ts") or "") or None
+                self._broken = self.ts is None
+            else:
+                self._update(message)
+        except Exception as exc:
+            log.warning(
+                "progress message not %s (%s); no more progress for it",
+                "edited" if self.ts else "posted",
+                api_error(exc),
+            )
+            self._broken = True
+
+    def _update(self, message: SlackMessage) -> None:
+        ts = self.ts or ""
+        self.deliverer._web_call(
+            lambda **kw: self.deliverer.client.chat_update(channel=self.channel, ts=ts, **kw), message
+        )
+        self.edits += 1
+        self._last = self._clock()
+
+    def finish(self, message: SlackMessage) -> str | None:
+        """Edit the final result into the progress message; None when there is none (or it cannot be edited),
+        and the result must go out as usual."""
+        if self.ts is None or self._broken:
+            return None
+        if not self.deliverer.update_budget.take(wait=self.FINAL_WAIT):
+            log.warning("chat.update budget spent; the result goes out as a new message")
+            return None
+        try:
+            self._update(message)
+        except Exception as exc:
+            log.warning("could not edit the result into the progress message (%s)", api_error(exc))
+            return None
+        return "chat.update of the progress message"

@@ -11,16 +11,49 @@ import contextlib
 import json
 import sys
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from typing import TextIO
 
 from bot import wording
-from bot.models import Actor
+from bot.models import Actor, Progress
 from bot.pipeline import Outcome, Pipeline
-from bot.render_text import render
+from bot.render_text import progress_text, render
 
 PROMPT = "chatdock> "
 BANNER = "chatdock shell: type docker commands (`ps -a`, `run -d -p 9090:80 IMAGE`, `/net ls`), `help`, or `exit`."
+
+
+class ProgressDisplay:
+    """A long request's progress (a pull) on stderr, so stdout keeps only results (``--json``: one object per
+    command): a bar redrawn in place on a terminal, plain lines (at most one every ``every`` seconds, and the
+    last) when stderr is a pipe or a file."""
+
+    def __init__(self, stream: TextIO, *, every: float = 1.0) -> None:
+        self.stream = stream
+        self.every = every
+        self.tty = stream.isatty()
+        self._last = -float("inf")
+        self._drawn = False
+
+    def show(self, progress: Progress) -> None:
+        now = time.monotonic()
+        if not progress.done and now - self._last < (0.1 if self.tty else self.every):
+            return
+        self._last = now
+        line = progress_text(progress)
+        if self.tty:
+            self.stream.write(f"\r\x1b[K{wording.progress_bar(progress.fraction, 30)} {line}")
+            self._drawn = True
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self._drawn:
+            self.stream.write("\n")
+            self.stream.flush()
+            self._drawn = False
 
 
 def emit(outcome: Outcome, *, as_json: bool, out: TextIO) -> None:
@@ -100,7 +133,9 @@ def run_lines(
         if text in ("exit", "quit"):
             break
         with progress(waiting_line(pipeline, text), stream=status or sys.stderr):
-            outcome = pipeline.handle(text, actor, source="shell")
+            bar = ProgressDisplay(sys.stderr)
+            outcome = pipeline.handle(text, actor, source="shell", progress=bar.show)
+            bar.close()
         emit(outcome, as_json=as_json, out=out)
         all_ok = all_ok and outcome.ok
     return all_ok

@@ -42,7 +42,7 @@ from slack_bolt import Ack, App
 from slack_sdk import WebClient
 
 from bot.config import Settings
-from bot.models import Actor
+from bot.models import Actor, Progress
 from bot.periodic import Periodic
 from bot.pipeline import Outcome, Parsed, Pipeline, new_request_id
 from bot.redact import redact_words
@@ -53,14 +53,22 @@ from bot.render_blocks import (
     parse_button_value,
     render_ack,
     render_message,
+    render_progress,
 )
 from bot.respond import Deliverer, api_error
 
 log = logging.getLogger(__name__)
 
 COMMANDS = {"/docker": "", "/net": "/net "}  # slash command → what goes before its text for the pipeline
-BUTTON_VERBS = {"stop": "stop", "start": "start", "restart": "restart", "rm": "rm", "logs": "logs --tail 50"}
-STATE_CHANGING = frozenset({"stop", "start", "restart", "rm"})
+BUTTON_VERBS = {
+    "stop": "stop",
+    "start": "start",
+    "restart": "restart",
+    "rm": "rm",
+    "logs": "logs --tail 50",
+    "rmi": "rmi",  # the value carries the image's full ID
+}
+STATE_CHANGING = frozenset({"stop", "start", "restart", "rm", "rmi"})
 
 # Words only this front door says (everything else is rendered from an Outcome by bot.render_blocks).
 BUTTON_INVALID = "This button is not valid (it may be from an older chatdock, or altered); nothing was done."
@@ -223,6 +231,7 @@ class _Listeners:
         groups: GroupDirectory | None,
         ack_first: AckFirst | None = None,
         read_executor: ThreadPoolExecutor | None = None,
+        progress_interval: float = 3.0,
     ) -> None:
         self.pipeline = pipeline
         self.executor = executor
@@ -231,6 +240,7 @@ class _Listeners:
         self.groups = groups
         self.replays = ReplayGuard()
         self.ack_first = ack_first
+        self.progress_interval = progress_interval
 
     # -- slash commands --------------------------------------------------------------------------------
     def on_command(self, ack: Ack, body: dict[str, Any]) -> None:
@@ -280,13 +290,29 @@ class _Listeners:
     def _run_command(
         self, *, text: str, actor: Actor, request_id: str, response_url: str | None, received: float
     ) -> None:
+        live = self.deliverer.live(actor.channel, interval=self.progress_interval)
+        latest: list[Progress] = []
+
+        def progress(step: Progress) -> None:
+            latest[:] = [step]
+            shown = " ".join(redact_words(text.split(), self.pipeline.policy.redact))
+            live.show(lambda: render_progress(step, shown_text=shown, user=actor.user, request_id=request_id))
+
         try:
-            outcome = self.pipeline.handle(text, actor, source="slack", request_id=request_id)
+            outcome = self.pipeline.handle(text, actor, source="slack", request_id=request_id, progress=progress)
             message = render_message(outcome)
         except Exception:
             log.exception("request %s: rendering failed", request_id)
             message = _notice(internal_error(request_id))
-        status = self.deliverer.deliver(message, response_url, actor.channel, user=actor.user, issued_at=received)
+        status = None
+        if live.ts is not None:
+            if message.response_type == "in_channel" and message.attachment is None:
+                status = live.finish(message)  # the progress message becomes the result
+            elif latest:  # the result goes out on its own (a file, or only to the requester): close the bar
+                step = latest[0].model_copy(update={"done": True})
+                live.finish(render_progress(step, shown_text="", user=actor.user, request_id=request_id))
+        if status is None:
+            status = self.deliverer.deliver(message, response_url, actor.channel, user=actor.user, issued_at=received)
         self._record(request_id, actor, status, received)
 
     # -- buttons ---------------------------------------------------------------------------------------
@@ -361,7 +387,8 @@ class _Listeners:
                 source="button",
                 request_id=request_id,
                 # logs only needs the container to exist; actions need it unchanged since the message was drawn
-                expect_states={container_id: state if changing else ""},
+                # (an image has no state to compare: the engine refuses one in use, and the policy is asked again)
+                expect_states=None if verb == "rmi" else {container_id: state if changing else ""},
             )
             if outcome.ok and changing:
                 message, replace = render_message(outcome, clicked_by=actor.user), True

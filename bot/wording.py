@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-ACTION_PAST = {"start": "started", "stop": "stopped", "restart": "restarted", "rm": "removed"}
+from bot.humanize import bytes_decimal
+
+ACTION_PAST = {"start": "started", "stop": "stopped", "restart": "restarted", "rm": "removed", "rmi": "removed"}
 NETWORK_PAST = {"create": "created", "connect": "connected", "disconnect": "disconnected", "rm": "removed"}
 
 STATE_EMOJI = {
@@ -55,7 +57,14 @@ ERROR_EMOJI = {
     "internal": "💥",
 }
 ACTION_EMOJI = {"start": "▶️", "stop": "⏹️", "restart": "🔄", "rm": "🗑️", "logs": "📜"}
-BUTTON_LABEL = {"start": "▶️ Start", "stop": "⏹️ Stop", "restart": "🔄 Restart", "logs": "📜 Logs", "rm": "🗑️ Remove"}
+BUTTON_LABEL = {
+    "start": "▶️ Start",
+    "stop": "⏹️ Stop",
+    "restart": "🔄 Restart",
+    "logs": "📜 Logs",
+    "rm": "🗑️ Remove",
+    "rmi": "🗑️ Remove image",
+}
 CONFIRM_CANCEL = "Cancel"
 NO_OUTPUT = "(no output)"
 OUTPUT_CUT = "(output cut to the last lines)"
@@ -89,7 +98,14 @@ def done_by(action: str, mention: str) -> str:
 
 
 def clicked_by(action: str, mention: str) -> str:
-    label = {"start": "Start", "stop": "Stop", "restart": "Restart", "logs": "Logs", "rm": "Remove"}.get(action)
+    label = {
+        "start": "Start",
+        "stop": "Stop",
+        "restart": "Restart",
+        "logs": "Logs",
+        "rm": "Remove",
+        "rmi": "Remove image",
+    }.get(action)
     return f"{label} clicked by {mention}" if label else f"requested by {mention} (button)"
 
 
@@ -98,17 +114,22 @@ def request_line(request_id: str) -> str:
 
 
 def confirm_title(action: str, name: str) -> str:
-    return f"{'Remove' if action == 'rm' else action.capitalize()} {name}?"
+    return f"{'Remove' if action in ('rm', 'rmi') else action.capitalize()} {name}?"
 
 
 def confirm_text(action: str, name: str) -> str:
     if action == "rm":
         return f"This removes the container {name} and its writable layer. It cannot be undone."
+    if action == "rmi":
+        return (
+            f"This removes the image {name} from this host (every tag of it). Containers using it keep it; "
+            "pulling it again needs the registry."
+        )
     return f"This stops the container {name}. Whatever it serves will be unavailable until someone starts it."
 
 
 def confirm_button(action: str) -> str:
-    return "Remove" if action == "rm" else action.capitalize()
+    return "Remove" if action in ("rm", "rmi") else action.capitalize()
 
 
 def earlier_lines(count: int) -> str:
@@ -248,3 +269,67 @@ NO_HISTORY = "No history yet."
 NO_NETWORKS = "No networks."
 TOO_LARGE = "This reply is too large for a Slack message; the whole of it is attached."
 TOO_LARGE_NOT_ATTACHED = "This reply is too large for a Slack message."
+
+
+# ------------------------------------------------------------------------------------------ images
+
+IMAGE_HEADERS = ["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE", "CONTAINERS"]
+NO_IMAGES = "No images."
+
+
+def size(n: float) -> str:
+    """docker images' SIZE ("1.98MB": decimal units, 3 significant digits)."""
+    return bytes_decimal(n, 3)
+
+
+def progress_bar(fraction: float, width: int = 20) -> str:
+    filled = round(max(0.0, min(fraction, 1.0)) * width)
+    return "▰" * filled + "▱" * (width - filled) + f" {fraction * 100:3.0f}%"
+
+
+def progress_line(
+    *, layers_done: int, layers_total: int, bytes_done: int, bytes_total: int, rate: float, elapsed: float
+) -> str:
+    """``3/5 layers · 12.3MB / 50.1MB · 8.1MB/s · 6 s``"""
+    parts = [f"{layers_done}/{layers_total} layers" if layers_total else "resolving"]
+    if bytes_total:
+        parts.append(f"{size(bytes_done)} / {size(bytes_total)}")
+    if rate:
+        parts.append(f"{size(rate)}/s")
+    parts.append(f"{elapsed:.0f} s")
+    return " · ".join(parts)
+
+
+def pulling(image: str) -> str:
+    return f"⬇️ Pulling {image}…"
+
+
+def pulled(image: str, *, up_to_date: bool) -> str:
+    return f"✅ {image} is up to date" if up_to_date else f"⬇️ Pulled {image}"
+
+
+def pull_summary(*, digest: str, size_bytes: int, seconds: float, layers: int) -> str:
+    parts = [f"{size(size_bytes)}", f"{layers} layer{'s' if layers != 1 else ''}", f"in {seconds:.1f} s"]
+    return (f"{digest} · " if digest else "") + " · ".join(parts)
+
+
+def pulled_first(image: str, seconds: float) -> str:
+    return f"pulled {image} first ({seconds:.1f} s)"
+
+
+def image_removal_headline(action: str, *, deleted: int, untagged: int, space: int, failed: int) -> str:
+    if action == "prune" and not deleted and not untagged and not failed:
+        return "🧹 Nothing to prune"
+    emoji = "🧹" if action == "prune" else "🗑️"
+    text = f"{emoji} {deleted} image{'s' if deleted != 1 else ''} deleted"
+    if untagged:
+        text += f", {untagged} tag{'s' if untagged != 1 else ''} removed"
+    text += f", {size(space)} freed"
+    return text + (f"; {failed} failed" if failed else "")
+
+
+def used_by(names: tuple[str, ...], hidden: int) -> str:
+    shown = ", ".join(names)
+    if hidden:
+        shown += (" + " if shown else "") + f"{hidden} other{'s' if hidden != 1 else ''}"
+    return shown or "—"

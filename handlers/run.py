@@ -24,10 +24,10 @@ from typing import Any
 import requests
 
 from bot.commands import Command, Context, EngineCall
-from bot.errors import ChatdockError, Denied, EngineUnavailable, NotFound, UsageError
+from bot.errors import ChatdockError, Denied, EngineError, EngineUnavailable, NotFound, UsageError
 from bot.flags import Flag, Grammar, Kind, Parsed, Refused
 from bot.humanize import parse_cpus, parse_memory
-from bot.models import ContainerView, Request, RunOutcome
+from bot.models import ContainerView, PullOutcome, Request, RunOutcome
 from bot.policy import (
     MANAGED_LABEL,
     OWNER_LABEL,
@@ -37,6 +37,7 @@ from bot.policy import (
 )
 from bot.ports import PortBinding, parse_publish
 from handlers.common import env_assignments, view_from_inspect
+from handlers.images import pull_call, pull_image
 
 log = logging.getLogger(__name__)
 
@@ -94,9 +95,11 @@ GRAMMAR = Grammar(
         Flag(("--entrypoint",), "entrypoint", Kind.VALUE, "CMD", "override the image's entrypoint"),
         Flag(("-i", "--interactive"), "interactive", help="keep STDIN open"),
         Flag(("-t", "--tty"), "tty", help="allocate a pseudo-TTY"),
+        Flag(("--pull",), "pull", Kind.VALUE, "POLICY", "pull the image first: always | missing | never"),
         Flag(("--dry-run",), "dry_run", help="show the decision and the Engine request; do nothing"),
     ),
 )
+PULL_POLICIES = ("always", "missing", "never")
 
 
 class RunRequest(Request):
@@ -121,6 +124,7 @@ class RunRequest(Request):
     entrypoint: str | None = None
     interactive: bool = False
     tty: bool = False
+    pull: str = "missing"
 
     def network_refs(self) -> tuple[str, ...]:
         return (self.network,) if self.network and self.network not in ("bridge", "none", "default") else ()
@@ -223,6 +227,9 @@ def build(parsed: Parsed) -> RunRequest:
     if memory is not None and memory < MIN_MEMORY:
         raise UsageError("Minimum memory limit allowed is 6MB", usage=USAGE)
     cpus_text = parsed.value("cpus")
+    pull = parsed.value("pull") or "missing"
+    if pull not in PULL_POLICIES:
+        raise UsageError(f'invalid pull option: "{pull}": must be one of "always", "missing" or "never"', usage=USAGE)
     ports: list[PortBinding] = []
     for spec in parsed.many("publish"):
         ports.extend(parse_publish(spec))
@@ -246,6 +253,7 @@ def build(parsed: Parsed) -> RunRequest:
         entrypoint=parsed.value("entrypoint"),
         interactive=interactive,
         tty=tty,
+        pull=pull,
         dry_run=parsed.flag("dry_run"),
     )
 
@@ -315,28 +323,35 @@ def plan(ctx: Context, request: RunRequest) -> list[EngineCall]:
         cpus_default=ctx.policy.limits.nano_cpus,
     )
     params = {"name": request.name} if request.name else {}
+    pull = [pull_call(parse_image(request.image))] if request.pull == "always" else []
     return [
+        *pull,
         EngineCall("POST", "/containers/create", params, body),
         EngineCall("POST", "/containers/{id}/start"),
     ]
 
 
-def _ensure_image(ctx: Context, request: RunRequest) -> None:
-    api = ctx.engine.api
-    try:
-        ctx.secrets.add_inspect(ctx.engine.read(api.inspect_image, request.image))  # the image's ENV secrets
-        return
-    except NotFound:
-        pass
+def _ensure_image(ctx: Context, request: RunRequest) -> PullOutcome | None:
+    """``--pull missing`` (docker's default) pulls only an image that is not here, ``always`` every time (the
+    policy already allowed that pull in the plan), ``never`` not at all. Progress goes to the front door."""
     ref = parse_image(request.image)
-    if not may_pull(ctx.policy, ref):
-        raise NotFound(f"Image {request.image} is not on this host, and the policy allows only local images")
+    if request.pull != "always":
+        try:
+            ctx.secrets.add_inspect(ctx.engine.read(ctx.engine.api.inspect_image, request.image))  # its ENV secrets
+            return None
+        except NotFound:
+            pass
+        if request.pull == "never":
+            raise NotFound(f"Image {request.image} is not on this host, and `--pull never` was given")
+        if not may_pull(ctx.policy, ref):
+            raise NotFound(f"Image {request.image} is not on this host, and the policy allows only local images")
     try:
-        ctx.engine.write(api.pull, ref.repository, tag=ref.tag or ("" if ref.digest else "latest"))
-    except ChatdockError as exc:
-        raise NotFound(f"Image {request.image} is not on this host and could not be pulled: {exc.message}") from exc
+        pulled = pull_image(ctx, ref)
+    except (NotFound, EngineError, EngineUnavailable) as exc:
+        raise type(exc)(f"Image {request.image} could not be pulled: {exc.message}") from exc
     with contextlib.suppress(ChatdockError):
-        ctx.secrets.add_inspect(ctx.engine.read(api.inspect_image, request.image))
+        ctx.secrets.add_inspect(ctx.engine.read(ctx.engine.api.inspect_image, request.image))
+    return pulled
 
 
 def _remove_quietly(ctx: Context, container_id: str) -> None:
@@ -382,8 +397,8 @@ def _output(ctx: Context, container_id: str) -> tuple[str, bool]:
 
 def execute(ctx: Context, request: RunRequest) -> RunOutcome:
     """Similar to the ``docker run`` command."""
-    _ensure_image(ctx, request)
-    create, _start = plan(ctx, request)
+    pulled = _ensure_image(ctx, request)
+    *_pull, create, _start = plan(ctx, request)
     api = ctx.engine.api
     created = ctx.engine.write(api.create_container_from_config, dict(create.body or {}), request.name)
     container_id = created["Id"]
@@ -396,10 +411,10 @@ def execute(ctx: Context, request: RunRequest) -> RunOutcome:
         try:
             data = ctx.engine.read(api.inspect_container, container_id)
         except NotFound:  # --rm -d and it already exited
-            return RunOutcome(container=_gone_view(container_id, request), detached=True, removed=True)
+            return RunOutcome(container=_gone_view(container_id, request), detached=True, removed=True, pulled=pulled)
         ctx.secrets.add_inspect(data)
-        return RunOutcome(container=view_from_inspect(data), detached=True)
-    return _foreground(ctx, request, container_id)
+        return RunOutcome(container=view_from_inspect(data), detached=True, pulled=pulled)
+    return _foreground(ctx, request, container_id).model_copy(update={"pulled": pulled})
 
 
 def _gone_view(container_id: str, request: RunRequest) -> ContainerView:

@@ -22,6 +22,14 @@ from bot.pipeline import Outcome, Pipeline
 from bot.policy import Policy, builtin_policy, load_policy_text
 from handlers import build_registry
 from tests.support.image import TEST_IMAGE, ensure_test_image
+from tests.support.registry import (
+    Registry,
+    build_test_image,
+    push_and_forget,
+    remove_session_images,
+    start_registry,
+)
+from tests.support.registry import available as registry_available
 
 SESSION = uuid.uuid4().hex[:6]
 PREFIX = f"cdt-{SESSION}-"
@@ -102,7 +110,7 @@ grants:
   - {{role: admin, users: [UADMIN]}}
   - {{role: operator, groups: [SOPS], channels: [COPS]}}
   - {{role: viewer, users: ["*"]}}
-images: ["{TEST_IMAGE.split(':')[0]}", "local/*"]
+images: ["{TEST_IMAGE.split(":")[0]}", "local/*"]
 containers:
   labels: {{team: web}}
   names: ["{PREFIX}web-*"]
@@ -137,3 +145,45 @@ def say(local: Pipeline) -> Any:
         return local.handle(text, actor_)
 
     return run
+
+
+# ------------------------------------------------------------------------------------------ images and a registry
+
+
+@pytest.fixture(scope="session")
+def registry(docker_client: docker.DockerClient) -> Iterator[Registry]:
+    """A real registry (Debian's docker-registry) on 127.0.0.1 and a free port for the session; stopped after."""
+    if not registry_available():
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("CI=true and docker-registry is not installed (apt-get install -y docker-registry)")
+        pytest.skip("docker-registry is not installed")
+    started = start_registry()
+    yield started
+    started.stop()
+
+
+@pytest.fixture(scope="session")
+def build_image(docker_client: docker.DockerClient) -> Iterator[Any]:
+    """``build_image(tag, size=..., env=...)`` → the ID of a new image on top of the test image, with its own layer
+    of ``size`` random bytes (so a pull has something to download) and the label ``chatdock.test=<session>``.
+    Every image the session built (by that label) is removed from the engine at the end."""
+
+    def build(tag: str, *, size: int = 64 * 1024, env: dict[str, str] | None = None) -> str:
+        return build_test_image(docker_client, tag, session=SESSION, size=size, env=env or {})
+
+    yield build
+    remove_session_images(docker_client, SESSION)
+
+
+@pytest.fixture(scope="session")
+def pushed(docker_client: docker.DockerClient, registry: Registry, build_image: Any) -> Any:
+    """``pushed("team/web:1.0")`` → ``127.0.0.1:PORT/cdt-<session>-team/web:1.0``: built, pushed to the session's
+    registry and removed from the engine, so the next pull of it really downloads."""
+
+    def push(path: str, *, size: int = 64 * 1024, env: dict[str, str] | None = None) -> str:
+        ref = registry.ref(f"{PREFIX}{path}")
+        build_image(ref, size=size, env=env)
+        push_and_forget(docker_client, ref)
+        return ref
+
+    return push

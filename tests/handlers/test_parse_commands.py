@@ -837,11 +837,11 @@ CONTAINER_NEEDS = (
         ("docker frobnicate now", "unknown command: `frobnicate`. Try `help` for the commands you may run."),
         ("RUN nginx", "unknown command: `RUN`. Did you mean `run`? Try `help` for the commands you may run."),
         ("kill web", "unknown command: `kill`. Try `help` for the commands you may run."),
-        ("images", "unknown command: `images`. Try `help` for the commands you may run."),
         ("container", CONTAINER_NEEDS),
         ("net ls", "unknown command: `net`. Did you mean `network ls`? Try `help` for the commands you may run."),
         ("network", NETWORK_NEEDS),
         ("/net", NETWORK_NEEDS),
+        ("image frob", "unknown command: `image frob`. Try `help` for the commands you may run."),
         ("network frob", "unknown command: `network frob`. Try `help` for the commands you may run."),
         ("/net prune", "unknown command: `network prune`. Try `help` for the commands you may run."),
         ("docker network prune -f", "unknown command: `network prune`. Try `help` for the commands you may run."),
@@ -969,7 +969,8 @@ def test_every_command_is_reachable(pipeline: Pipeline) -> None:
         for text in (
             "run nginx", "ps", "start a", "stop a", "restart a", "rm a", "logs a", "port a", "inspect a", "top a",
             "stats", "exec a ls", "/net ls", "/net create x1", "/net connect n c", "/net disconnect n c",
-            "/net inspect n", "/net rm n", "help", "history",
+            "/net inspect n", "/net rm n", "help", "history", "pull nginx", "images", "rmi a", "image prune",
+            "image inspect a",
         )
     }  # fmt: skip
     assert reached == set(pipeline.registry.names())
