@@ -121,10 +121,14 @@ class ContainerList(Result):
 
 
 class ActionItem(Frozen):
+    """One target of a multi-target command. ``warning``: nothing was done, yet it is no failure (``rm -f`` of a
+    container that does not exist, as docker 28 prints the error and exits 0)."""
+
     target: str
     ok: bool
     container: ContainerView | None = None
     error: str = ""
+    warning: str = ""
 
 
 class ContainerAction(Result):
@@ -139,7 +143,12 @@ class ContainerAction(Result):
         return all(item.ok for item in self.items)
 
     def log_line(self) -> str:
-        parts = [item.target if item.ok else f"{item.target} failed: {item.error}" for item in self.items]
+        parts = [
+            (f"{item.target} ({item.warning})" if item.warning else item.target)
+            if item.ok
+            else f"{item.target} failed: {item.error}"
+            for item in self.items
+        ]
         return f"{self.action} " + ", ".join(parts)
 
     def affected_containers(self) -> tuple[str, ...]:
@@ -190,6 +199,7 @@ class TextOutput(Result):
     kind: ClassVar[str] = "text"
     title: str
     text: str
+    note: str = ""
     monospace: bool = True
     total_lines: int = 0
     shown_lines: int = 0

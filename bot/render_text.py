@@ -64,7 +64,10 @@ def _action(result: Any) -> str:
     assert isinstance(result, ContainerAction)
     lines = []
     for item in result.items:
-        lines.append(item.target if item.ok else f"Error response from daemon: {item.error}")
+        if item.ok and not item.warning:
+            lines.append(item.target)
+        else:  # docker prints both on stderr in these words; a warning does not change the exit status
+            lines.append(f"Error response from daemon: {item.warning or item.error}")
     return "\n".join(lines)
 
 
@@ -98,7 +101,7 @@ def _exec(result: Any) -> str:
 
 def _text(result: Any) -> str:
     assert isinstance(result, TextOutput)
-    return result.text
+    return result.text + (f"\n({result.note})" if result.note else "")
 
 
 def _stats(result: Any) -> str:

@@ -456,7 +456,7 @@ CONTAINER_CASES: list[tuple[str, str, Request]] = [
     ("port web", "port", c.PortRequest(target="web")),
     ("container port web", "port", c.PortRequest(target="web")),
     ("port web 80", "port", c.PortRequest(target="web", private_port="80")),
-    ("port web 80/UDP", "port", c.PortRequest(target="web", private_port="80/udp")),
+    ("port web 80/UDP", "port", c.PortRequest(target="web", private_port="80/UDP")),
     # top / inspect / stats
     ("top web", "top", i.TopRequest(target="web")),
     ("container top web", "top", i.TopRequest(target="web")),
@@ -535,7 +535,12 @@ def test_logs_since_a_duration(pipeline: Pipeline) -> None:
         ("logs --since bogus web", 'failed to parse value as time or duration: "bogus"', None),
         ("port", "requires a container and optionally a port", c.PORT_USAGE),
         ("port web 80 81", "requires a container and optionally a port", c.PORT_USAGE),
-        ("port web http", "invalid port: http (expected PORT or PORT/PROTO)", c.PORT_USAGE),
+        ("port web http", 'invalid port (http): strconv.ParseUint: parsing "http": invalid syntax', c.PORT_USAGE),
+        (
+            "port web 99999",
+            'invalid port (99999): strconv.ParseUint: parsing "99999": value out of range',
+            c.PORT_USAGE,
+        ),
         ("top", "requires exactly 1 container (ps options are not supported from chat)", i.TOP_USAGE),
         ("top web aux", "requires exactly 1 container (ps options are not supported from chat)", i.TOP_USAGE),
         ("inspect", "requires exactly 1 container (got none)", i.INSPECT_USAGE),
