@@ -29,7 +29,11 @@ from bot.models import ContainerFacts, NetworkFacts
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-REF_PATTERN = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$")
+# One rule for every name chatdock is given or creates (container and network names, aliases, references):
+# docker's container-name characters, with no length limit, as the engine has none. So whatever `run --name`
+# or `network create` accepts, every later command accepts too. (Container names also need 2 characters,
+# docker's rule; a 1-character reference is an ID prefix.)
+REF_PATTERN = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 _PORT_TAKEN = re.compile(r"Bind for (\S+?):(\d+) failed: port is already allocated|listen tcp\S* (\S+):(\d+): bind")
 _TRANSIENT = (requests.exceptions.ConnectionError,)
 

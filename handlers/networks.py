@@ -3,17 +3,17 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from bot.commands import Command, Context, EngineCall
+from bot.engine import REF_PATTERN
 from bot.errors import ChatdockError, Denied, NotFound, UsageError
 from bot.flags import Flag, Grammar, Kind, Parsed
 from bot.models import ActionItem, Inspection, NetworkChange, NetworkFacts, NetworkList, Request
 from bot.policy import MANAGED_LABEL, OWNER_LABEL, check_labels
 from handlers.common import resolved, split_targets
 
-NAME_PATTERN = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+NAME_PATTERN = REF_PATTERN  # one rule for names, both ways: what is created here can be named later
 DRY_RUN = Flag(("--dry-run",), "dry_run", help="show the decision and the Engine requests; do nothing")
 
 
@@ -84,7 +84,7 @@ def build_create(parsed: Parsed) -> NetworkCreateRequest:
     if len(parsed.positionals) != 1:
         raise UsageError('"network create" requires exactly 1 argument: the name', usage=CREATE_USAGE)
     name = parsed.positionals[0]
-    if not NAME_PATTERN.match(name) or len(name) > 64:
+    if not NAME_PATTERN.match(name):
         raise UsageError(f"invalid network name: {name!r} (letters, digits, '_', '.', '-')", usage=CREATE_USAGE)
     labels = []
     for item in parsed.many("label"):
@@ -185,7 +185,7 @@ def build_connect(parsed: Parsed) -> NetworkConnectRequest:
     aliases = tuple(parsed.many("alias"))
     for alias in aliases:
         if not NAME_PATTERN.match(alias):
-            raise UsageError(f"invalid alias: {alias!r}", usage=CONNECT_USAGE)
+            raise UsageError(f"invalid alias: {alias!r} (letters, digits, '_', '.', '-')", usage=CONNECT_USAGE)
     return NetworkConnectRequest(network=network, container=container, aliases=aliases, dry_run=parsed.flag("dry_run"))
 
 

@@ -23,6 +23,7 @@ from typing import Any
 import requests
 
 from bot.commands import Command, Context, EngineCall
+from bot.engine import REF_PATTERN
 from bot.errors import ChatdockError, Denied, EngineUnavailable, NotFound, UsageError
 from bot.flags import Flag, Grammar, Kind, Parsed, Refused
 from bot.humanize import parse_cpus, parse_memory
@@ -40,7 +41,7 @@ from handlers.common import env_assignments, view_from_inspect
 log = logging.getLogger(__name__)
 
 AUTOREMOVE_LABEL = "chatdock.autoremove"
-NAME_PATTERN = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
+NAME_PATTERN = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")  # docker's; any length, as bot.engine.REF_PATTERN
 RESTART_PATTERN = re.compile(r"^(no|always|unless-stopped|on-failure(?::(\d+))?)$")
 MIN_MEMORY = 6 * 1024 * 1024
 OUTPUT_LINES = 1000
@@ -201,6 +202,9 @@ def build(parsed: Parsed) -> RunRequest:
             rule="never:network-host",
         )
     aliases = tuple(parsed.many("alias"))
+    for alias in aliases:
+        if not REF_PATTERN.match(alias):
+            raise UsageError(f"invalid alias: {alias!r} (letters, digits, '_', '.', '-')", usage=USAGE)
     if aliases and network in (None, "bridge", "default", "none"):
         raise UsageError(
             "network-scoped aliases are supported only for containers in user-defined networks: add `--network NAME`",

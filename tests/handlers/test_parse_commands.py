@@ -655,14 +655,13 @@ def test_network_commands(pipeline: Pipeline, text: str, command: str, request_:
         ("/net create a b", '"network create" requires exactly 1 argument: the name', n.CREATE_USAGE),
         ("/net create bad/name", "invalid network name: 'bad/name' (letters, digits, '_', '.', '-')", n.CREATE_USAGE),
         ("/net create -app", "unknown shorthand flag: 'a' in -app", n.CREATE_USAGE),
-        (
-            f"/net create {'a' * 65}",
-            f"invalid network name: '{'a' * 65}' (letters, digits, '_', '.', '-')",
-            n.CREATE_USAGE,
-        ),
         ("/net connect app", '"network connect" requires exactly 2 arguments: NETWORK CONTAINER', n.CONNECT_USAGE),
         ("/net connect a b c", '"network connect" requires exactly 2 arguments: NETWORK CONTAINER', n.CONNECT_USAGE),
-        ("/net connect --alias bad/alias app web", "invalid alias: 'bad/alias'", n.CONNECT_USAGE),
+        (
+            "/net connect --alias bad/alias app web",
+            "invalid alias: 'bad/alias' (letters, digits, '_', '.', '-')",
+            n.CONNECT_USAGE,
+        ),
         (
             "/net connect --alias app web",
             '"network connect" requires exactly 2 arguments: NETWORK CONTAINER',
