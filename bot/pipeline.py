@@ -140,6 +140,22 @@ class Pipeline:
     # -- parsing ---------------------------------------------------------------------------------------
     def understand(self, text: str) -> Parsed:
         """Text → typed request, or UsageError / Denied (hard refusals are grammar-level)."""
+        words, dry_run, command, rest = self._match(text)
+        request = command.parse(rest)
+        if dry_run:
+            if command.plan is None:
+                raise UsageError(f"`--dry-run` is for commands that change something; `{command.name}` only reads")
+            request = request.model_copy(update={"dry_run": True})
+        return Parsed(command=command, request=request, words=tuple(words))
+
+    def command_name(self, text: str) -> str | None:
+        """The command ``text`` names, even when its options are wrong (the shell's exit status depends on it)."""
+        try:
+            return self._match(text)[2].name
+        except ChatdockError:
+            return None
+
+    def _match(self, text: str) -> tuple[list[str], bool, Command, list[str]]:
         words = split_words(normalize(text))
         if words and words[0].lower() in PREFIXES:
             words = [*PREFIXES[words[0].lower()], *words[1:]]
@@ -149,12 +165,7 @@ class Pipeline:
         command, rest = self.registry.match(words)
         if rest == ["--help"]:
             command, rest = self.registry.commands["help"], command.name.split()
-        request = command.parse(rest)
-        if dry_run:
-            if command.plan is None:
-                raise UsageError(f"`--dry-run` is for commands that change something; `{command.name}` only reads")
-            request = request.model_copy(update={"dry_run": True})
-        return Parsed(command=command, request=request, words=tuple(words))
+        return words, dry_run, command, rest
 
     # -- the whole path --------------------------------------------------------------------------------
     def triage(self, text: str, actor: Actor, *, source: str = "slack") -> Parsed | Outcome:

@@ -24,7 +24,7 @@ import requests
 
 from bot.commands import Command, Context, EngineCall
 from bot.engine import REF_PATTERN
-from bot.errors import ChatdockError, Denied, EngineUnavailable, NotFound, UsageError
+from bot.errors import ChatdockError, Denied, EngineError, EngineUnavailable, NotFound, UsageError
 from bot.flags import Flag, Grammar, Kind, Parsed, Refused
 from bot.humanize import parse_cpus, parse_memory
 from bot.models import ContainerView, Request, RunOutcome
@@ -387,8 +387,10 @@ def execute(ctx: Context, request: RunRequest) -> RunOutcome:
     container_id = created["Id"]
     try:
         ctx.engine.write(api.start, container_id)
-    except ChatdockError:
+    except ChatdockError as exc:
         _remove_quietly(ctx, container_id)
+        if isinstance(exc, UsageError):  # the engine's 400 for a command it cannot start: not the user's syntax
+            raise EngineError(exc.message) from exc
         raise
     if request.detach:
         try:
