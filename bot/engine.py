@@ -36,6 +36,7 @@ T = TypeVar("T")
 REF_PATTERN = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 _PORT_TAKEN = re.compile(r"Bind for (\S+?):(\d+) failed: port is already allocated|listen tcp\S* (\S+):(\d+): bind")
 _TRANSIENT = (requests.exceptions.ConnectionError,)
+KILL_WAIT = 15  # rm -f: the engine kills, then waits for the exit (a few seconds, more on a loaded host)
 
 
 class AmbiguousReference(UsageError):
@@ -198,6 +199,19 @@ class Engine:
         except Exception as exc:
             self._forget_client_on(exc)
             raise translate(exc, timeout=self.timeout) from exc
+
+    def post_waiting(self, path: str, container_id: str, *, params: dict[str, Any], waits: float | None) -> None:
+        """POST to an endpoint where the engine itself waits (``/containers/{id}/stop``, ``/restart``, ``DELETE``
+        with force), with an HTTP read timeout of the usual one *plus* that wait (``None``: the engine may wait
+        without end, so do we). docker-py's ``stop``/``restart`` add 10 s whatever the container's own stop
+        timeout, and ``restart`` always sends ``t=10``: a container created with ``--stop-timeout 45`` would be
+        killed after 10 s, or the call abandoned while the engine still waits.
+        """
+        api = self.api
+        read_timeout = None if waits is None else self.timeout + waits
+        method = api._delete if path == "/containers/{0}" else api._post  # docker-py's own plumbing
+        response = method(api._url(path, container_id), params=params, timeout=read_timeout)
+        api._raise_for_status(response)
 
     def ping(self) -> bool:
         def ping() -> bool:  # reaching ``api`` may itself fail: keep it inside ``read``

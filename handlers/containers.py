@@ -8,6 +8,7 @@ from typing import Any
 
 from bot import humanize
 from bot.commands import Command, Context, EngineCall
+from bot.engine import KILL_WAIT
 from bot.errors import NotFound, UsageError
 from bot.flags import Flag, Grammar, Kind, Parsed
 from bot.models import ContainerAction, ContainerFacts, ContainerList, ContainerView, Request, TextOutput
@@ -143,6 +144,7 @@ RESTART_USAGE = "restart [-t SECONDS] CONTAINER [CONTAINER...]"
 RM_USAGE = "rm [-f] [-v] CONTAINER [CONTAINER...]"
 TIMEOUT_FLAG = Flag(("-t", "--time", "--timeout"), "timeout", Kind.VALUE, "SECONDS", "seconds to wait before killing")
 MAX_STOP_TIMEOUT = 300
+DEFAULT_STOP_TIMEOUT = 10  # the engine's, for a container created without --stop-timeout
 
 
 def _timeout(parsed: Parsed, usage: str) -> int | None:
@@ -217,16 +219,31 @@ def run_start(ctx: Context, request: StartRequest) -> ContainerAction:
     return ContainerAction(action="start", items=for_each_target(ctx, request.targets, start))
 
 
+def stop_wait(ctx: Context, container_id: str, seconds: int | None) -> float | None:
+    """How long the engine may wait for a stop: ``-t`` when given, else the container's own ``--stop-timeout``
+    (10 s when it has none, the engine's default); ``None`` for a negative one, which waits without end."""
+    if seconds is not None:
+        return float(seconds)
+    data = ctx.engine.read(ctx.engine.api.inspect_container, container_id)
+    own = (data.get("Config") or {}).get("StopTimeout")
+    if own is None:
+        return float(DEFAULT_STOP_TIMEOUT)
+    return None if int(own) < 0 else float(own)
+
+
 def run_stop(ctx: Context, request: StopRequest) -> ContainerAction:
-    """Similar to the ``docker stop`` command (``restart`` for RestartRequest); all targets at once."""
+    """Similar to the ``docker stop`` command (``restart`` for RestartRequest); all targets at once.
+
+    Without ``-t`` no ``t`` is sent, as docker sends none: the engine applies the container's own stop timeout,
+    and chatdock waits for as long as the engine may (:func:`stop_wait`) plus its usual timeout.
+    """
     restart = isinstance(request, RestartRequest)
-    call = ctx.engine.api.restart if restart else ctx.engine.api.stop
+    path = "/containers/{0}/restart" if restart else "/containers/{0}/stop"
+    params = {"t": request.timeout} if request.timeout is not None else {}
 
     def act(facts: ContainerFacts) -> ContainerView:
-        if request.timeout is None:
-            ctx.engine.write(call, facts.id)
-        else:
-            ctx.engine.write(call, facts.id, timeout=request.timeout)
+        waits = stop_wait(ctx, facts.id, request.timeout)
+        ctx.engine.write(ctx.engine.post_waiting, path, facts.id, params=params, waits=waits)
         return _fresh_view(ctx, facts)
 
     return ContainerAction(action="restart" if restart else "stop", items=for_each_target(ctx, request.targets, act))
@@ -238,7 +255,9 @@ def run_rm(ctx: Context, request: RmRequest) -> ContainerAction:
     def remove(facts: ContainerFacts) -> ContainerView:
         view = _fresh_view(ctx, facts)
         try:
-            ctx.engine.write(ctx.engine.api.remove_container, facts.id, force=request.force, v=request.volumes)
+            params = {"force": request.force, "v": request.volumes}
+            waits = KILL_WAIT if request.force else 0
+            ctx.engine.write(ctx.engine.post_waiting, "/containers/{0}", facts.id, params=params, waits=waits)
         except NotFound:
             if not request.force:
                 raise  # with -f, a container removed meanwhile (by --rm, by someone) is what was asked for

@@ -23,7 +23,7 @@ from typing import Any
 import requests
 
 from bot.commands import Command, Context, EngineCall
-from bot.engine import REF_PATTERN
+from bot.engine import KILL_WAIT, REF_PATTERN
 from bot.errors import ChatdockError, Denied, EngineError, EngineUnavailable, NotFound, UsageError
 from bot.flags import Flag, Grammar, Kind, Parsed, Refused
 from bot.humanize import parse_cpus, parse_memory
@@ -339,7 +339,8 @@ def _ensure_image(ctx: Context, request: RunRequest) -> None:
 
 def _remove_quietly(ctx: Context, container_id: str) -> None:
     try:
-        ctx.engine.write(ctx.engine.api.remove_container, container_id, force=True)
+        params = {"force": True, "v": False}
+        ctx.engine.write(ctx.engine.post_waiting, "/containers/{0}", container_id, params=params, waits=KILL_WAIT)
     except ChatdockError as exc:
         log.warning("could not remove container %s: %s", container_id[:12], exc.message)
 
