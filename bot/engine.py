@@ -15,6 +15,7 @@ import logging
 import re
 import threading
 from collections.abc import Callable
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -136,17 +137,38 @@ class Engine:
         self.pool_size = pool_size
         self._client = client
         self._lock = threading.Lock()
+        self._connecting: Future[docker.DockerClient] | None = None
 
     # -- client lifetime -------------------------------------------------------------------------------
     @property
     def client(self) -> docker.DockerClient:
+        """The shared client, built on first use. Building it asks the engine for its API version, which takes
+        up to the timeout when the engine hangs: one request builds it, outside the lock, and requests arriving
+        meanwhile wait for that same attempt (and share its failure) instead of queueing one attempt each, so
+        every request ends within its own timeout however many are waiting."""
         client = self._client
         if client is not None:
             return client
         with self._lock:
-            if self._client is None:
-                self._client = self._connect()
-            return self._client
+            if self._client is not None:
+                return self._client
+            attempt = self._connecting
+            mine = attempt is None
+            if attempt is None:
+                attempt = self._connecting = Future()
+        if not mine:
+            return attempt.result()
+        try:
+            built = self._connect()
+        except BaseException as exc:
+            with self._lock:
+                self._connecting = None
+            attempt.set_exception(exc)
+            raise
+        with self._lock:
+            self._client, self._connecting = built, None
+        attempt.set_result(built)
+        return built
 
     def _connect(self) -> docker.DockerClient:
         try:
