@@ -49,6 +49,10 @@ class Request(Frozen):
         """Existing networks this request acts on, as the user named them."""
         return ()
 
+    def missing_networks_ok(self) -> bool:
+        """True when a named network that does not exist is no error (``network rm -f``, as docker 28)."""
+        return False
+
 
 class ContainerFacts(Frozen):
     """What policy needs to know about an existing container to decide whether it is in scope."""

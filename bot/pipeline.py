@@ -339,7 +339,13 @@ class Pipeline:
                 raise Denied(f"{scope.reason}: `{request.command}` may not touch it", rule=scope.rule)
         networks: dict[str, NetworkFacts] = {}
         for ref in request.network_refs():
-            networks[ref] = self.engine.network_facts(ref)  # NotFound ends the request
+            try:
+                networks[ref] = self.engine.network_facts(ref)
+            except NotFound as exc:  # ends the request, unless it asked not to care (network rm -f)
+                if not request.missing_networks_ok():
+                    raise
+                missing[ref] = exc.message
+                continue
             if request.mutating:
                 scope = policy_rules.network_in_scope(
                     self.policy, networks[ref], for_removal=request.command == "network rm"

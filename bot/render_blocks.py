@@ -670,7 +670,9 @@ def _network_change(msg: _Message, result: NetworkChange) -> str:
         msg.context(msg.esc(result.detail, 1000))
     if result.items:
         lines = [
-            f"✅ *{msg.esc(item.target, NAME_CLIP)}*"
+            f"⚠️ *{msg.esc(item.target, NAME_CLIP)}*: {msg.esc(item.warning, LINE_MAX)}"
+            if item.warning
+            else f"✅ *{msg.esc(item.target, NAME_CLIP)}*"
             if item.ok
             else f"❌ *{msg.esc(item.target, NAME_CLIP)}*: {msg.esc(item.error, LINE_MAX)}"
             for item in result.items

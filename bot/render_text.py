@@ -125,7 +125,9 @@ def _network_change(result: Any) -> str:
     if result.action == "create":
         return result.network_id
     if result.action == "rm":
-        return "\n".join(i.target if i.ok else f"Error response from daemon: {i.error}" for i in result.items)
+        return "\n".join(  # docker 28 prints nothing for a missing network with -f
+            i.target if i.ok else f"Error response from daemon: {i.error}" for i in result.items if not i.warning
+        )
     return (
         f"{result.container} {wording.NETWORK_PAST[result.action]} {'to' if result.action == 'connect' else 'from'}"
         f" {result.network}" + (f" ({result.detail})" if result.detail else "")

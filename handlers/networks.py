@@ -233,7 +233,7 @@ def run_disconnect(ctx: Context, request: NetworkDisconnectRequest) -> NetworkCh
 # --------------------------------------------------------------------------------------------- inspect / rm
 
 INSPECT_USAGE = "network inspect NETWORK"
-RM_USAGE = "network rm NETWORK [NETWORK...]"
+RM_USAGE = "network rm [-f] NETWORK [NETWORK...]"
 
 
 class NetworkInspectRequest(Request):
@@ -248,9 +248,13 @@ class NetworkRmRequest(Request):
     command = "network rm"
     mutating = True
     networks: tuple[str, ...]
+    force: bool = False
 
     def network_refs(self) -> tuple[str, ...]:
         return self.networks
+
+    def missing_networks_ok(self) -> bool:
+        return self.force
 
 
 def build_inspect(parsed: Parsed) -> NetworkInspectRequest:
@@ -260,7 +264,11 @@ def build_inspect(parsed: Parsed) -> NetworkInspectRequest:
 
 
 def build_rm(parsed: Parsed) -> NetworkRmRequest:
-    return NetworkRmRequest(networks=split_targets(parsed.positionals, usage=RM_USAGE), dry_run=parsed.flag("dry_run"))
+    return NetworkRmRequest(
+        networks=split_targets(parsed.positionals, usage=RM_USAGE),
+        force=parsed.flag("force"),
+        dry_run=parsed.flag("dry_run"),
+    )
 
 
 def run_inspect(ctx: Context, request: NetworkInspectRequest) -> Inspection:
@@ -301,9 +309,13 @@ def plan_rm(ctx: Context, request: NetworkRmRequest) -> list[EngineCall]:
 
 
 def run_rm(ctx: Context, request: NetworkRmRequest) -> NetworkChange:
-    """Similar to ``docker network rm``: several at once; one in use is reported, the others removed."""
+    """Similar to ``docker network rm``: several at once; one in use is reported, the others removed.
+    With ``-f`` a network that does not exist is no error (docker 28 says nothing and exits 0; chatdock notes it)."""
     items = []
     for ref in request.networks:
+        if request.force and ref in ctx.missing:
+            items.append(ActionItem(target=ref, ok=True, warning=ctx.missing[ref]))
+            continue
         try:
             net = _network(ctx, ref)
             ctx.engine.write(ctx.engine.api.remove_network, net.id)
@@ -378,7 +390,7 @@ COMMANDS = (
     ),
     Command(
         "network rm",
-        _grammar(RM_USAGE, DRY_RUN),
+        _grammar(RM_USAGE, Flag(("-f", "--force"), "force", help="no error when a network does not exist"), DRY_RUN),
         "remove networks",
         build_rm,
         run_rm,

@@ -255,6 +255,22 @@ def test_rm_force_of_a_missing_container_warns_and_succeeds(
     assert not strict.ok and exit_status(strict) == 1
 
 
+def test_network_rm_force_of_a_missing_network_is_no_error(
+    as_me: Callable[[str], Outcome], name: Callable[[str], str], docker_client: docker.DockerClient
+) -> None:
+    ghost, net = f"{PREFIX}ghostnet", name("net")
+    ok(as_me(f"network create {net}"))
+
+    both = as_me(f"network rm -f {net}, {ghost}")
+    strict = as_me(f"network rm {ghost}")
+
+    # docker 28: `network rm -f` of a missing network prints nothing and exits 0
+    assert both.ok and exit_status(both) == 0
+    assert render(both) == net
+    assert not docker_client.api.networks(names=[net])
+    assert not strict.ok and strict.error is not None and strict.error.message == f"No such network: {ghost}"
+
+
 # ------------------------------------------------------------------------------------------ 11, 15b. ports
 
 
