@@ -360,15 +360,24 @@ class _Watch:
         self._size = 0
         self._trimmed = False
         condition = "removed" if rm else "next-exit"
-        self._wait = ctx.engine.write(
-            api._post,
-            api._url("/containers/{0}/wait", container_id),
-            params={"condition": condition},
-            timeout=ctx.run_timeout,
-            stream=True,
-        )
-        api._raise_for_status(self._wait)
-        self._output = ctx.engine.write(api.attach, container_id, stdout=True, stderr=True, stream=True, logs=False)
+
+        def open_wait() -> requests.Response:
+            # stream=True: returns once the engine answered the headers, i.e. once the wait is registered
+            response: requests.Response = api._post(
+                api._url("/containers/{0}/wait", container_id),
+                params={"condition": condition},
+                timeout=ctx.run_timeout,
+                stream=True,
+            )
+            api._raise_for_status(response)
+            return response
+
+        self._wait = ctx.engine.write(open_wait)
+        try:
+            self._output = ctx.engine.write(api.attach, container_id, stdout=True, stderr=True, stream=True, logs=False)
+        except ChatdockError:
+            self._wait.close()
+            raise
         self._reader = threading.Thread(target=self._read, name=f"run-{container_id[:12]}", daemon=True)
         self._reader.start()
 
@@ -387,7 +396,7 @@ class _Watch:
         """The exit code, or None when the run outlived the wait (``CHATDOCK_RUN_TIMEOUT``)."""
         try:
             body = json.loads(self._wait.content or b"{}")
-        except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
+        except requests.exceptions.RequestException:  # no answer within the wait (or the engine went away)
             return None
         finally:
             self._wait.close()
