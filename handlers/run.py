@@ -355,7 +355,6 @@ class _Watch:
 
     def __init__(self, ctx: Context, container_id: str, *, rm: bool) -> None:
         api = ctx.engine.api
-        self._api = api
         self._chunks: list[bytes] = []
         self._size = 0
         self._trimmed = False

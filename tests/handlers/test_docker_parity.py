@@ -8,6 +8,7 @@ words, the name rule both ways, ``--rm`` that outlives the wait, the shell's exi
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import subprocess
 import sys
@@ -24,6 +25,7 @@ from bot.engine import Engine
 from bot.models import Actor, ExecOutcome, RunOutcome
 from bot.pipeline import Outcome, Pipeline
 from bot.policy import builtin_policy, load_policy_text
+from bot.render_blocks import render_message
 from bot.render_text import render
 from bot.shell import exit_status
 from handlers import build_registry
@@ -253,6 +255,12 @@ def test_rm_force_of_a_missing_container_warns_and_succeeds(
     assert render(both).splitlines() == [web, f"Error response from daemon: No such container: {ghost}"]
     assert gone_within(docker_client, web, 1)
     assert not strict.ok and exit_status(strict) == 1
+    # in Slack: a warning, not a failure
+    alone_reply = json.dumps(render_message(alone).blocks, ensure_ascii=False)
+    assert "Nothing to remove" in alone_reply and f"No such container: {ghost}" in alone_reply
+    assert "Could not" not in alone_reply
+    both_reply = json.dumps(render_message(both).blocks, ensure_ascii=False)
+    assert "Removed 1 of 2" in both_reply and f"⚠️ *{ghost}*: No such container: {ghost}" in both_reply
 
 
 def test_network_rm_force_of_a_missing_network_is_no_error(
