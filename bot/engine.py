@@ -38,6 +38,7 @@ REF_PATTERN = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 _PORT_TAKEN = re.compile(r"Bind for (\S+?):(\d+) failed: port is already allocated|listen tcp\S* (\S+):(\d+): bind")
 _TRANSIENT = (requests.exceptions.ConnectionError,)
 KILL_WAIT = 15  # rm -f: the engine kills, then waits for the exit (a few seconds, more on a loaded host)
+MAX_STOP_TIMEOUT = 300  # `stop -t`, `run --stop-timeout`: the longest a chat request may make the engine wait
 
 
 class AmbiguousReference(UsageError):

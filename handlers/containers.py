@@ -8,7 +8,7 @@ from typing import Any
 
 from bot import humanize
 from bot.commands import Command, Context, EngineCall
-from bot.engine import KILL_WAIT
+from bot.engine import KILL_WAIT, MAX_STOP_TIMEOUT
 from bot.errors import NotFound, UsageError
 from bot.flags import Flag, Grammar, Kind, Parsed
 from bot.models import ContainerAction, ContainerFacts, ContainerList, ContainerView, Request, TextOutput
@@ -143,7 +143,6 @@ STOP_USAGE = "stop [-t SECONDS] CONTAINER [CONTAINER...]"
 RESTART_USAGE = "restart [-t SECONDS] CONTAINER [CONTAINER...]"
 RM_USAGE = "rm [-f] [-v] CONTAINER [CONTAINER...]"
 TIMEOUT_FLAG = Flag(("-t", "--time", "--timeout"), "timeout", Kind.VALUE, "SECONDS", "seconds to wait before killing")
-MAX_STOP_TIMEOUT = 300
 DEFAULT_STOP_TIMEOUT = 10  # the engine's, for a container created without --stop-timeout
 
 

@@ -26,7 +26,7 @@ from typing import Any
 import requests
 
 from bot.commands import Command, Context, EngineCall
-from bot.engine import KILL_WAIT, REF_PATTERN
+from bot.engine import KILL_WAIT, MAX_STOP_TIMEOUT, REF_PATTERN
 from bot.errors import ChatdockError, Denied, EngineError, EngineUnavailable, NotFound, UsageError
 from bot.flags import Flag, Grammar, Kind, Parsed, Refused
 from bot.humanize import parse_cpus, parse_memory
@@ -88,6 +88,7 @@ GRAMMAR = Grammar(
         Flag(("--network", "--net"), "network", Kind.VALUE, "NETWORK", "connect to a network"),
         Flag(("--network-alias", "--net-alias"), "alias", Kind.LIST, "ALIAS", "a DNS name on that network"),
         Flag(("--restart",), "restart", Kind.VALUE, "POLICY", "no | always | unless-stopped | on-failure[:N]"),
+        Flag(("--stop-timeout",), "stop_timeout", Kind.VALUE, "SECONDS", "seconds `stop` waits before the kill"),
         Flag(("-m", "--memory"), "memory", Kind.VALUE, "BYTES", "memory limit (e.g. 256m)"),
         Flag(("--cpus",), "cpus", Kind.VALUE, "N", "number of CPUs (e.g. 0.5)"),
         Flag(("-h", "--hostname"), "hostname", Kind.VALUE, "NAME", "container host name"),
@@ -115,6 +116,7 @@ class RunRequest(Request):
     network: str | None = None
     aliases: tuple[str, ...] = ()
     restart: str | None = None
+    stop_timeout: int | None = None
     memory: int | None = None
     nano_cpus: int | None = None
     hostname: str | None = None
@@ -220,6 +222,16 @@ def build(parsed: Parsed) -> RunRequest:
             )
         if parsed.flag("rm") and restart != "no":
             raise UsageError("conflicting options: cannot specify both --restart and --rm", usage=USAGE)
+    stop_text = parsed.value("stop_timeout")
+    stop_timeout = None
+    if stop_text is not None:
+        if not re.fullmatch(r"[0-9]+", stop_text, re.ASCII) or int(stop_text) > MAX_STOP_TIMEOUT:
+            raise UsageError(
+                f'invalid argument "{stop_text}" for "--stop-timeout" flag: '
+                f"expected seconds from 0 to {MAX_STOP_TIMEOUT} (chat does not wait longer)",
+                usage=USAGE,
+            )
+        stop_timeout = int(stop_text)
     memory_text = parsed.value("memory")
     memory = parse_memory(memory_text) if memory_text is not None else None
     if memory is not None and memory < MIN_MEMORY:
@@ -240,6 +252,7 @@ def build(parsed: Parsed) -> RunRequest:
         network=network,
         aliases=aliases,
         restart=restart,
+        stop_timeout=stop_timeout,
         memory=memory,
         nano_cpus=parse_cpus(cpus_text) if cpus_text is not None else None,
         hostname=parsed.value("hostname"),
@@ -299,6 +312,8 @@ def create_body(
     ):
         if value is not None:
             body[key] = value
+    if request.stop_timeout is not None:
+        body["StopTimeout"] = request.stop_timeout
     if request.entrypoint is not None:
         body["Entrypoint"] = [request.entrypoint] if request.entrypoint else [""]
     if request.network and request.network not in ("default",):

@@ -92,11 +92,14 @@ def test_restart_and_stop_wait_for_the_containers_own_stop_timeout(
     """``--stop-timeout 12`` and no ``-t``: the engine waits 12 s before the kill, and so does chatdock, with an
     Engine timeout (3 s) far below it. docker-py's defaults would kill after 10 s or give up after 13."""
     web = box("web")
-    container_id = sleeper(docker_client, web, image, stop_timeout=12)
-    before = docker_client.api.inspect_container(web)["State"]["StartedAt"]
     engine = Engine(timeout=3)
     pipeline = make_pipeline(engine, builtin_policy())
     try:
+        created = ok(pipeline.handle(f"run -d --stop-timeout 12 --name {web} {image} sleep 600", ME)).result
+        assert isinstance(created, RunOutcome)
+        container_id = created.container.id
+        assert docker_client.api.inspect_container(web)["Config"]["StopTimeout"] == 12
+        before = docker_client.api.inspect_container(web)["State"]["StartedAt"]
         started = time.monotonic()
         restarted = ok(pipeline.handle(f"restart {web}", ME))
         took = time.monotonic() - started
@@ -114,6 +117,19 @@ def test_restart_and_stop_wait_for_the_containers_own_stop_timeout(
         assert state["Status"] == "exited" and state["ExitCode"] == 137
     finally:
         engine.close()
+
+
+@pytest.mark.parametrize(
+    ("value", "accepted"), [("0", True), ("300", True), ("301", False), ("-1", False), ("1.5", False), ("x", False)]
+)
+def test_run_stop_timeout_values(value: str, accepted: bool, as_me: Callable[[str], Outcome], image: str) -> None:
+    outcome = as_me(f"run --dry-run -d --stop-timeout={value} {image}")
+    if accepted:
+        assert ok(outcome).engine_request is not None
+        assert outcome.engine_request[0]["body"]["StopTimeout"] == int(value)
+    else:
+        assert outcome.error is not None and outcome.error.kind == "usage"
+        assert outcome.error.message.startswith(f'invalid argument "{value}" for "--stop-timeout" flag')
 
 
 def test_a_given_stop_time_is_sent_and_waited(
