@@ -89,21 +89,22 @@ def gone_within(client: docker.DockerClient, ref: str, seconds: float) -> bool:
 def test_restart_and_stop_wait_for_the_containers_own_stop_timeout(
     docker_client: docker.DockerClient, box: Callable[[str], str], image: str
 ) -> None:
-    """``--stop-timeout 12`` and no ``-t``: the engine waits 12 s before the kill, and so does chatdock, with an
-    Engine timeout (3 s) far below it. docker-py's defaults would kill after 10 s or give up after 13."""
+    """``--stop-timeout 15`` and no ``-t``: the engine waits 15 s before the kill, and so does chatdock, with an
+    Engine timeout (4 s) far below it. docker-py's defaults would restart after 10 s (it sends ``t=10``) and
+    give up on a stop after 4 + 10 s."""
     web = box("web")
-    engine = Engine(timeout=3)
+    engine = Engine(timeout=4)
     pipeline = make_pipeline(engine, builtin_policy())
     try:
-        created = ok(pipeline.handle(f"run -d --stop-timeout 12 --name {web} {image} sleep 600", ME)).result
+        created = ok(pipeline.handle(f"run -d --stop-timeout 15 --name {web} {image} sleep 600", ME)).result
         assert isinstance(created, RunOutcome)
         container_id = created.container.id
-        assert docker_client.api.inspect_container(web)["Config"]["StopTimeout"] == 12
+        assert docker_client.api.inspect_container(web)["Config"]["StopTimeout"] == 15
         before = docker_client.api.inspect_container(web)["State"]["StartedAt"]
         started = time.monotonic()
         restarted = ok(pipeline.handle(f"restart {web}", ME))
         took = time.monotonic() - started
-        assert took >= 11.5, f"restarted after {took:.1f} s: the container's 12 s stop timeout was not waited"
+        assert took >= 14.5, f"restarted after {took:.1f} s: the container's 15 s stop timeout was not waited"
         state = docker_client.api.inspect_container(web)["State"]
         assert state["Running"] and state["StartedAt"] != before
         assert restarted.result.items[0].container.state == "running"  # type: ignore[union-attr]
@@ -112,7 +113,7 @@ def test_restart_and_stop_wait_for_the_containers_own_stop_timeout(
         started = time.monotonic()
         ok(pipeline.handle(f"stop {container_id}", ME, source="button", expect_states={container_id: "running"}))
         took = time.monotonic() - started
-        assert took >= 11.5, f"stopped after {took:.1f} s"
+        assert took >= 14.5, f"stopped after {took:.1f} s"
         state = docker_client.api.inspect_container(web)["State"]
         assert state["Status"] == "exited" and state["ExitCode"] == 137
     finally:
@@ -137,14 +138,14 @@ def test_a_given_stop_time_is_sent_and_waited(
 ) -> None:
     web = box("web")
     sleeper(docker_client, web, image, stop_timeout=60)
-    engine = Engine(timeout=2)
+    engine = Engine(timeout=4)
     try:
         started = time.monotonic()
-        ok(make_pipeline(engine, builtin_policy()).handle(f"stop -t 4 {web}", ME))
+        ok(make_pipeline(engine, builtin_policy()).handle(f"stop -t 6 {web}", ME))
         took = time.monotonic() - started
     finally:
         engine.close()
-    assert 3.5 <= took < 30, f"stop -t 4 took {took:.1f} s"
+    assert 5.5 <= took < 30, f"stop -t 6 took {took:.1f} s"
     assert docker_client.api.inspect_container(web)["State"]["Status"] == "exited"
 
 
@@ -153,11 +154,11 @@ def test_exec_longer_than_the_engine_timeout_is_read_to_the_end(
 ) -> None:
     web = box("web")
     sleeper(docker_client, web, image)
-    engine = Engine(timeout=2)
+    engine = Engine(timeout=4)
     try:
         pipeline = make_pipeline(engine, builtin_policy(), exec_timeout=20, run_timeout=20)
-        done = ok(pipeline.handle(f"exec {web} sh -c 'sleep 4; echo done'", ME))
-        ran = ok(pipeline.handle(f"run --rm --name {box('quiet')} {image} sh -c 'sleep 4; echo done'", ME))
+        done = ok(pipeline.handle(f"exec {web} sh -c 'sleep 7; echo done'", ME))
+        ran = ok(pipeline.handle(f"run --rm --name {box('quiet')} {image} sh -c 'sleep 7; echo done'", ME))
     finally:
         engine.close()
     assert isinstance(done.result, ExecOutcome) and done.result.output == "done\n"
