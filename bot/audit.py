@@ -53,6 +53,7 @@ from __future__ import annotations
 import atexit
 import json
 import logging
+import math
 import os
 import re
 import sqlite3
@@ -179,11 +180,17 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
 def parse_since(text: str, *, now: float | None = None) -> float:
-    """``24h``, ``30m``, ``1h30m``, ``7d``, ``2w`` (ago) or an ISO date/time (UTC unless it says) → epoch seconds."""
+    """``24h``, ``30m``, ``1h30m``, ``7d``, ``2w`` (ago) or an ISO date/time (UTC unless it says) → epoch seconds.
+
+    As ``docker logs --since``: ``0`` and anything at or before 1970 (``1000000h``) mean from the beginning.
+    """
     now = _now() if now is None else now
     spec = text.strip().lower()
+    if spec == "0":
+        return 0.0
     if spec and _DURATION.sub("", spec) == "":
-        return now - sum(float(n) * _UNITS[unit] for n, unit in _DURATION.findall(spec))
+        ago = sum(float(n) * _UNITS[unit] for n, unit in _DURATION.findall(spec))
+        return max(0.0, now - ago) if math.isfinite(ago) else 0.0
     try:
         when = datetime.fromisoformat(text.strip())
     except ValueError:
@@ -192,7 +199,18 @@ def parse_since(text: str, *, now: float | None = None) -> float:
         ) from None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
-    return when.timestamp()
+    return max(0.0, when.timestamp())
+
+
+def since_zone_note(text: str) -> str:
+    """For an ISO ``--since`` without a zone: the zone it was read in, so the person can tell."""
+    try:
+        when = datetime.fromisoformat(text.strip())
+    except ValueError:
+        return ""
+    if when.tzinfo is not None:
+        return ""
+    return f"--since {text.strip()} has no time zone: read as UTC ({when.isoformat(sep=' ')} UTC)"
 
 
 def iso(ts: float | None) -> str | None:

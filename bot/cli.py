@@ -95,7 +95,7 @@ def _policy_check(args: argparse.Namespace) -> int:
 
 
 def _audit_export(args: argparse.Namespace) -> int:
-    from bot.audit import AuditError, open_audit, parse_since, write_jsonl
+    from bot.audit import AuditError, open_audit, parse_since, since_zone_note, write_jsonl
 
     settings = _settings()
     try:
@@ -103,6 +103,8 @@ def _audit_export(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"chatdock: {exc}", file=sys.stderr)
         return 2
+    if args.since and since_zone_note(args.since):
+        print(f"chatdock: {since_zone_note(args.since)}", file=sys.stderr)
     try:
         store = open_audit(settings.db, readonly=True)
     except AuditError as exc:

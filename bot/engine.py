@@ -15,6 +15,7 @@ import logging
 import re
 import threading
 from collections.abc import Callable
+from concurrent.futures import Future
 from typing import Any, TypeVar
 
 import docker
@@ -29,9 +30,15 @@ from bot.policy import parse_image
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-REF_PATTERN = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$")
+# One rule for every name chatdock is given or creates (container and network names, aliases, references):
+# docker's container-name characters, with no length limit, as the engine has none. So whatever `run --name`
+# or `network create` accepts, every later command accepts too. (Container names also need 2 characters,
+# docker's rule; a 1-character reference is an ID prefix.)
+REF_PATTERN = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 _PORT_TAKEN = re.compile(r"Bind for (\S+?):(\d+) failed: port is already allocated|listen tcp\S* (\S+):(\d+): bind")
 _TRANSIENT = (requests.exceptions.ConnectionError,)
+KILL_WAIT = 15  # rm -f: the engine kills, then waits for the exit (a few seconds, more on a loaded host)
+MAX_STOP_TIMEOUT = 300  # `stop -t`, `run --stop-timeout`: the longest a chat request may make the engine wait
 
 
 class AmbiguousReference(UsageError):
@@ -120,17 +127,38 @@ class Engine:
         self._lock = threading.Lock()
         # docker-py's auth module names the registry account it found at DEBUG; chatdock's logs never name it
         logging.getLogger("docker.auth").setLevel(logging.INFO)
+        self._connecting: Future[docker.DockerClient] | None = None
 
     # -- client lifetime -------------------------------------------------------------------------------
     @property
     def client(self) -> docker.DockerClient:
+        """The shared client, built on first use. Building it asks the engine for its API version, which takes
+        up to the timeout when the engine hangs: one request builds it, outside the lock, and requests arriving
+        meanwhile wait for that same attempt (and share its failure) instead of queueing one attempt each, so
+        every request ends within its own timeout however many are waiting."""
         client = self._client
         if client is not None:
             return client
         with self._lock:
-            if self._client is None:
-                self._client = self._connect()
-            return self._client
+            if self._client is not None:
+                return self._client
+            attempt = self._connecting
+            mine = attempt is None
+            if attempt is None:
+                attempt = self._connecting = Future()
+        if not mine:
+            return attempt.result()
+        try:
+            built = self._connect()
+        except BaseException as exc:
+            with self._lock:
+                self._connecting = None
+            attempt.set_exception(exc)
+            raise
+        with self._lock:
+            self._client, self._connecting = built, None
+        attempt.set_result(built)
+        return built
 
     def _connect(self) -> docker.DockerClient:
         try:
@@ -183,6 +211,19 @@ class Engine:
         except Exception as exc:
             self._forget_client_on(exc)
             raise translate(exc, timeout=self.timeout) from exc
+
+    def post_waiting(self, path: str, container_id: str, *, params: dict[str, Any], waits: float | None) -> None:
+        """POST to an endpoint where the engine itself waits (``/containers/{id}/stop``, ``/restart``, ``DELETE``
+        with force), with an HTTP read timeout of the usual one *plus* that wait (``None``: the engine may wait
+        without end, so do we). docker-py's ``stop``/``restart`` add 10 s whatever the container's own stop
+        timeout, and ``restart`` always sends ``t=10``: a container created with ``--stop-timeout 45`` would be
+        killed after 10 s, or the call abandoned while the engine still waits.
+        """
+        api = self.api
+        read_timeout = None if waits is None else self.timeout + waits
+        method = api._delete if path == "/containers/{0}" else api._post  # docker-py's own plumbing
+        response = method(api._url(path, container_id), params=params, timeout=read_timeout)
+        api._raise_for_status(response)
 
     def ping(self) -> bool:
         def ping() -> bool:  # reaching ``api`` may itself fail: keep it inside ``read``

@@ -38,6 +38,7 @@ __all__ = [
     "parse_since",
     "port_lines",
     "short_id",
+    "since_zone_note",
     "stats_row",
     "stats_table",
     "table",
@@ -171,7 +172,9 @@ def parse_since(text: str, now: float) -> int:
     """``docker logs --since`` (moby's ``GetTimestamp``): a duration ago, a time, or unix seconds.
 
     Zone-less times are read as UTC: the person typing in chat is not in the bot host's zone anyway, and
-    UTC is at least the same for everyone in the channel.
+    UTC is at least the same for everyone in the channel; :func:`since_zone_note` says so in the reply.
+    The result may be 0 or negative (``--since 0``, ``1970-01-01T00:00:00Z``, ``1000000h``): as for docker,
+    that means "from the first line"; callers send no ``since`` then (docker-py refuses values below 1).
     """
     error = UsageError(f"failed to parse value as time or duration: {_go_quote(text)}")
     duration = _go_duration(text) if text != "0" else None
@@ -186,6 +189,16 @@ def parse_since(text: str, now: float) -> int:
     if stamp is None or len(stamp["sec"]) > 19 or int(stamp["sec"]) > _INT64_MAX:
         raise error
     return int(stamp["sec"])
+
+
+def since_zone_note(text: str) -> str:
+    """What a reply says when ``--since`` named a time without a zone: which zone chatdock read it in."""
+    m = _RFC3339.fullmatch(text)
+    parsed = _parse_time(text, full=False)
+    if m is None or m["zone"] is not None or parsed is None:
+        return ""
+    shown = dt.datetime.fromtimestamp(parsed[0], dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+    return f"--since {text} has no time zone: read as UTC ({shown} UTC)"
 
 
 # ------------------------------------------------------------------------------------------ status
@@ -292,10 +305,13 @@ def _natural_cmp(a: str, b: str) -> int:
     return -1 if _natural_less(a, b) else (1 if _natural_less(b, a) else 0)
 
 
-def port_lines(ports: dict[str, list[dict[str, str]] | None]) -> list[str]:
-    """``docker port`` output: published bindings only, IPv6 bracketed, naturally sorted like docker."""
+def port_lines(ports: dict[str, list[dict[str, str]] | None], *, with_private: bool = True) -> list[str]:
+    """``docker port`` output: published bindings only, IPv6 bracketed, naturally sorted like docker.
+
+    ``with_private=False`` is ``docker port CONTAINER PORT``: the host addresses alone (``0.0.0.0:8000``).
+    """
     lines = [
-        f"{key} -> {_join_host_port(b.get('HostIp', ''), b.get('HostPort', ''))}"
+        (f"{key} -> " if with_private else "") + _join_host_port(b.get("HostIp", ""), b.get("HostPort", ""))
         for key, bindings in ports.items()
         for b in bindings or []
     ]

@@ -65,6 +65,10 @@ class Request(Frozen):
         """Whether the Engine requests can only be planned after reading the engine (the Slack ack skips them)."""
         return bool(self.container_refs() or self.image_refs())
 
+    def missing_networks_ok(self) -> bool:
+        """True when a named network that does not exist is no error (``network rm -f``, as docker 28)."""
+        return False
+
 
 class ContainerFacts(Frozen):
     """What policy needs to know about an existing container to decide whether it is in scope."""
@@ -176,10 +180,14 @@ class ContainerList(Result):
 
 
 class ActionItem(Frozen):
+    """One target of a multi-target command. ``warning``: nothing was done, yet it is no failure (``rm -f`` of a
+    container that does not exist, as docker 28 prints the error and exits 0)."""
+
     target: str
     ok: bool
     container: ContainerView | None = None
     error: str = ""
+    warning: str = ""
 
 
 class ContainerAction(Result):
@@ -194,7 +202,12 @@ class ContainerAction(Result):
         return all(item.ok for item in self.items)
 
     def log_line(self) -> str:
-        parts = [item.target if item.ok else f"{item.target} failed: {item.error}" for item in self.items]
+        parts = [
+            (f"{item.target} ({item.warning})" if item.warning else item.target)
+            if item.ok
+            else f"{item.target} failed: {item.error}"
+            for item in self.items
+        ]
         return f"{self.action} " + ", ".join(parts)
 
     def affected_containers(self) -> tuple[str, ...]:
@@ -246,6 +259,7 @@ class TextOutput(Result):
     kind: ClassVar[str] = "text"
     title: str
     text: str
+    note: str = ""
     monospace: bool = True
     total_lines: int = 0
     shown_lines: int = 0

@@ -142,6 +142,22 @@ class Pipeline:
     # -- parsing ---------------------------------------------------------------------------------------
     def understand(self, text: str) -> Parsed:
         """Text → typed request, or UsageError / Denied (hard refusals are grammar-level)."""
+        words, dry_run, command, rest = self._match(text)
+        request = command.parse(rest)
+        if dry_run:
+            if command.plan is None:
+                raise UsageError(f"`--dry-run` is for commands that change something; `{command.name}` only reads")
+            request = request.model_copy(update={"dry_run": True})
+        return Parsed(command=command, request=request, words=tuple(words))
+
+    def command_name(self, text: str) -> str | None:
+        """The command ``text`` names, even when its options are wrong (the shell's exit status depends on it)."""
+        try:
+            return self._match(text)[2].name
+        except ChatdockError:
+            return None
+
+    def _match(self, text: str) -> tuple[list[str], bool, Command, list[str]]:
         words = split_words(normalize(text))
         if words and words[0].lower() in PREFIXES:
             words = [*PREFIXES[words[0].lower()], *words[1:]]
@@ -156,12 +172,7 @@ class Pipeline:
             words = [*words[: len(words) - len(rest)], *rest]
         if rest == ["--help"]:
             command, rest = self.registry.commands["help"], command.name.split()
-        request = command.parse(rest)
-        if dry_run:
-            if command.plan is None:
-                raise UsageError(f"`--dry-run` is for commands that change something; `{command.name}` only reads")
-            request = request.model_copy(update={"dry_run": True})
-        return Parsed(command=command, request=request, words=tuple(words))
+        return words, dry_run, command, rest
 
     # -- the whole path --------------------------------------------------------------------------------
     def triage(self, text: str, actor: Actor, *, source: str = "slack") -> Parsed | Outcome:
@@ -356,7 +367,13 @@ class Pipeline:
                 raise Denied(f"{scope.reason}: `{request.command}` may not touch it", rule=scope.rule)
         networks: dict[str, NetworkFacts] = {}
         for ref in request.network_refs():
-            networks[ref] = self.engine.network_facts(ref)  # NotFound ends the request
+            try:
+                networks[ref] = self.engine.network_facts(ref)
+            except NotFound as exc:  # ends the request, unless it asked not to care (network rm -f)
+                if not request.missing_networks_ok():
+                    raise
+                missing[ref] = exc.message
+                continue
             if request.mutating:
                 scope = policy_rules.network_in_scope(
                     self.policy, networks[ref], for_removal=request.command == "network rm"

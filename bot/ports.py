@@ -14,12 +14,17 @@ Short form (docker/go-connections ``nat.ParsePortSpec``)::
   ports; ``8000-8005:80`` is one binding whose host port is *chosen from* 8000-8005.
 * Nothing is trimmed: ``" 80"`` is an invalid port, just as it is for docker.
 
-Long form (docker/cli ``opts.PortOpt``), recognised by an ``=`` anywhere in the value::
+Long form (docker/cli ``convertToStandardNotation``), recognised by an ``=`` anywhere in the value::
 
     published=8080,target=80[,protocol=udp][,mode=ingress|host]
 
-``target`` is required; ``mode`` is accepted and ignored (it only matters to swarm). Unlike docker, the
-bot also rejects duplicate keys.
+As docker does, it is rewritten to the short form ``PUBLISHED:TARGET/PROTOCOL`` and parsed as such, so the
+errors are docker's (``published=8080`` → ``no port specified: 8080:/tcp<empty>``) and ``mode`` changes
+nothing. Two deliberate departures: an unknown key is refused (docker drops it silently, so a mistyped
+``host_ip=127.0.0.1`` would publish on every address), and so is a repeated key (docker keeps the last).
+
+A host port of ``0`` is kept as ``"0"`` (the engine picks a port), exactly as docker sends it. A container
+port of ``0`` is refused, although docker passes it on: nothing in a container listens on port 0.
 
 Error texts copy docker's where docker has one, so users can search for them; every error is a
 :class:`~bot.errors.UsageError`.
@@ -43,11 +48,9 @@ Protocol = Literal["tcp", "udp", "sctp"]
 MAX_BINDINGS: Final = 1000
 
 _PROTOCOLS: Final[frozenset[str]] = frozenset({"tcp", "udp", "sctp"})
-_MODES: Final[frozenset[str]] = frozenset({"ingress", "host"})
 _LONG_KEYS: Final[frozenset[str]] = frozenset({"target", "published", "protocol", "mode"})
 # ASCII digits only: int() would also accept "+80", " 80", "8_0" and non-ASCII digits.
 _RANGE_RE: Final = re.compile(r"([0-9]+)(?:-([0-9]+))?", re.ASCII)
-_DIGITS_RE: Final = re.compile(r"[0-9]+", re.ASCII)
 _ZERO_RE: Final = re.compile(r"0+", re.ASCII)
 _MAX_PORT: Final = 65535
 
@@ -62,7 +65,7 @@ class PortBinding(BaseModel):
     host_ip: str = ""
     """``""`` means all addresses; IPv6 is kept without brackets, as the engine API wants it."""
     host_port: str = ""
-    """``""`` means random; ``"9090"``; or ``"8000-8005"``, meaning one port chosen from the range."""
+    """``""`` or ``"0"`` means the engine picks; ``"9090"``; or ``"8000-8005"``, one port from the range."""
 
     @field_validator("host_ip")
     @classmethod
@@ -74,7 +77,7 @@ class PortBinding(BaseModel):
     @field_validator("host_port")
     @classmethod
     def _check_host_port(cls, value: str) -> str:
-        if value and _parse_range(value, low=1) is None:
+        if value and value != "0" and _parse_range(value, low=1) is None:
             raise ValueError(f"invalid hostPort: {value}")
         return value
 
@@ -84,8 +87,8 @@ class PortBinding(BaseModel):
         return f"{self.container_port}/{self.protocol}"
 
     def host_port_range(self) -> tuple[int, int] | None:
-        """Host ports this binding may take, so policy can check them; ``None`` when random."""
-        if not self.host_port:
+        """Host ports this binding may take, so policy can check them; ``None`` when the engine picks."""
+        if self.host_port in ("", "0"):
             return None
         bounds = _parse_range(self.host_port, low=1)
         assert bounds is not None  # the validator guarantees it
@@ -103,7 +106,7 @@ def parse_port_range(text: str) -> tuple[int, int]:
 def parse_publish(spec: str) -> list[PortBinding]:
     """Parse one ``-p`` value into the bindings docker would create (container ranges expand)."""
     if "=" in spec:
-        return [_parse_long(spec)]
+        return _parse_long(spec)
     return _parse_short(spec)
 
 
@@ -150,16 +153,37 @@ def _split_parts(spec: str) -> tuple[str, str, str]:
 
 
 def _parse_ip(raw: str) -> str:
-    """Validate the host IP, dropping IPv6 brackets, because the engine wants the bare address."""
+    """Validate the host IP as go-connections does, dropping IPv6 brackets (the engine wants the bare address).
+
+    A bracketed value goes through Go's ``net.SplitHostPort(ip + ":")`` first, whose error docker prints
+    as is: ``-p [::1]:80`` splits into IP ``[:`` and gives ``invalid IP address [:: address [::: missing ']'
+    in address``. ``[]`` is an empty IP, which docker reads as all addresses.
+    """
     ip = raw
     if ip.startswith("["):
-        inner = ip[1:-1]
-        if not (ip.endswith("]") and inner and "[" not in inner and "]" not in inner):
-            raise UsageError(f"invalid IP address: {raw}")
-        ip = inner
+        problem = _split_host_port_error(ip + ":")
+        if problem is not None:
+            raise UsageError(f"invalid IP address {raw}: {problem}")
+        ip = ip[1 : ip.index("]")]
     if ip and not _is_ip_literal(ip):
         raise UsageError(f"invalid IP address: {ip}")
     return ip
+
+
+def _split_host_port_error(hostport: str) -> str | None:
+    """The error Go's ``net.SplitHostPort`` gives for a bracketed ``hostport`` that ends in ``:``, or None."""
+    last_colon = hostport.rindex(":")
+    end = hostport.find("]")
+    if end < 0:
+        return f"address {hostport}: missing ']' in address"
+    if end + 1 != last_colon:
+        why = "too many colons in address" if hostport[end + 1] == ":" else "missing port in address"
+        return f"address {hostport}: {why}"
+    if "[" in hostport[1:]:
+        return f"address {hostport}: unexpected '[' in address"
+    if "]" in hostport[end + 1 :]:
+        return f"address {hostport}: unexpected ']' in address"
+    return None
 
 
 def _check_count(count: int, container: str) -> None:
@@ -186,7 +210,7 @@ def _parse_short(spec: str) -> list[PortBinding]:
 
     host_start = host_end = 0
     if host:
-        # A lone "0" is docker's spelling of "random"; 0 inside a range is not.
+        # A lone "0" is docker's spelling of "the engine picks"; 0 inside a range is not.
         host_range = (0, 0) if _ZERO_RE.fullmatch(host) else _parse_range(host, low=1)
         if host_range is None:
             raise UsageError(f"invalid hostPort: {host}")
@@ -201,7 +225,7 @@ def _parse_short(spec: str) -> list[PortBinding]:
     bindings: list[PortBinding] = []
     for offset in range(count):
         host_port = ""
-        if host_start:
+        if host:
             host_port = str(host_start + offset)
             if count == 1 and host_start != host_end:
                 host_port = f"{host_start}-{host_end}"
@@ -209,39 +233,17 @@ def _parse_short(spec: str) -> list[PortBinding]:
     return bindings
 
 
-def _parse_long(spec: str) -> PortBinding:
-    """``published=8080,target=80,protocol=udp,mode=host``: the form ``docker service`` accepts."""
+def _parse_long(spec: str) -> list[PortBinding]:
+    """``published=8080,target=80,protocol=udp,mode=host``, rewritten to the short form as docker run does."""
     fields: dict[str, str] = {}
     for field in spec.split(","):
         key, has_value, value = field.partition("=")
         if not has_value or not key:
-            raise UsageError(f"invalid field {field}")
+            raise UsageError(f"invalid publish opts format (should be name=value but got '{field}')")
         if key not in _LONG_KEYS:
-            raise UsageError(f"unknown key in publish spec: {key}")
+            raise UsageError(f"unknown key in publish spec: {key} (known: mode, protocol, published, target)")
         if key in fields:
             raise UsageError(f"duplicate key in publish spec: {key}")
         fields[key] = value
-
-    if "target" not in fields:
-        raise UsageError("invalid publish spec: target is required")
-    target = fields["target"]
-    container = _to_port(target) if _DIGITS_RE.fullmatch(target) else None
-    if not container:
-        raise UsageError(f"invalid containerPort: {target}")
-
-    host_port = ""
-    if "published" in fields:
-        published = fields["published"]
-        host = _to_port(published) if _DIGITS_RE.fullmatch(published) else None
-        if host is None:
-            raise UsageError(f"invalid hostPort: {published}")
-        host_port = str(host) if host else ""
-
-    proto = fields.get("protocol", "tcp").lower()
-    if proto not in _PROTOCOLS:
-        raise UsageError(f"invalid protocol value {fields['protocol']}")
-    mode = fields.get("mode", "ingress")
-    if mode not in _MODES:
-        raise UsageError(f"invalid publish mode value {mode}")
-
-    return PortBinding(container_port=container, protocol=cast(Protocol, proto), host_port=host_port)
+    short = f"{fields.get('published', '')}:{fields.get('target', '')}/{fields.get('protocol', 'tcp')}"
+    return _parse_short(short)

@@ -580,7 +580,9 @@ def _items(msg: _Message, items: tuple[ActionItem, ...], *, action: str, removed
                 msg.add(*blocks)
                 cards += 1
                 continue
-        if item.ok:
+        if item.warning:
+            rest.append(f"⚠️ *{msg.esc(item.target, NAME_CLIP)}*: {msg.esc(item.warning, LINE_MAX)}")
+        elif item.ok:
             rest.append(f"{wording.ACTION_EMOJI.get(action, '✅')} *{msg.esc(item.target, NAME_CLIP)}*")
         else:
             rest.append(f"❌ *{msg.esc(item.target, NAME_CLIP)}*: {msg.esc(item.error, LINE_MAX)}")
@@ -589,8 +591,9 @@ def _items(msg: _Message, items: tuple[ActionItem, ...], *, action: str, removed
 
 
 def _container_action(msg: _Message, result: ContainerAction) -> str:
-    ok = sum(1 for item in result.items if item.ok)
-    headline = wording.action_headline(result.action, ok, len(result.items))
+    ok = sum(1 for item in result.items if item.ok and not item.warning)
+    warned = sum(1 for item in result.items if item.warning)
+    headline = wording.action_headline(result.action, ok, len(result.items), warned=warned)
     if len(result.items) == 1:
         headline += " " + _bold(result.items[0].target)
     msg.section(headline, stem="headline")
@@ -646,6 +649,8 @@ def _text(msg: _Message, result: TextOutput) -> str:
         msg.lines(lines or [wording.NO_OUTPUT], reserve=300)
     if result.total_lines and result.shown_lines < result.total_lines:
         msg.context(wording.shown_lines_note(result.shown_lines, result.total_lines))
+    if result.note:
+        msg.context(msg.esc(result.note, LINE_MAX))
     return headline
 
 
@@ -701,7 +706,9 @@ def _network_change(msg: _Message, result: NetworkChange) -> str:
         msg.context(msg.esc(result.detail, 1000))
     if result.items:
         lines = [
-            f"✅ *{msg.esc(item.target, NAME_CLIP)}*"
+            f"⚠️ *{msg.esc(item.target, NAME_CLIP)}*: {msg.esc(item.warning, LINE_MAX)}"
+            if item.warning
+            else f"✅ *{msg.esc(item.target, NAME_CLIP)}*"
             if item.ok
             else f"❌ *{msg.esc(item.target, NAME_CLIP)}*: {msg.esc(item.error, LINE_MAX)}"
             for item in result.items

@@ -68,7 +68,10 @@ def _action(result: Any) -> str:
     assert isinstance(result, ContainerAction)
     lines = []
     for item in result.items:
-        lines.append(item.target if item.ok else f"Error response from daemon: {item.error}")
+        if item.ok and not item.warning:
+            lines.append(item.target)
+        else:  # docker prints both on stderr in these words; a warning does not change the exit status
+            lines.append(f"Error response from daemon: {item.warning or item.error}")
     return "\n".join(lines)
 
 
@@ -102,7 +105,7 @@ def _exec(result: Any) -> str:
 
 def _text(result: Any) -> str:
     assert isinstance(result, TextOutput)
-    return result.text
+    return result.text + (f"\n({result.note})" if result.note else "")
 
 
 def _stats(result: Any) -> str:
@@ -126,7 +129,9 @@ def _network_change(result: Any) -> str:
     if result.action == "create":
         return result.network_id
     if result.action == "rm":
-        return "\n".join(i.target if i.ok else f"Error response from daemon: {i.error}" for i in result.items)
+        return "\n".join(  # docker 28 prints nothing for a missing network with -f
+            i.target if i.ok else f"Error response from daemon: {i.error}" for i in result.items if not i.warning
+        )
     return (
         f"{result.container} {wording.NETWORK_PAST[result.action]} {'to' if result.action == 'connect' else 'from'}"
         f" {result.network}" + (f" ({result.detail})" if result.detail else "")

@@ -2,7 +2,8 @@
 
 An interactive prompt on a terminal; ``-c TEXT`` for one command; one command per line when stdin is not a
 terminal. Lines may start with ``/docker``, ``/net`` or ``docker``. ``--json`` prints one JSON object per
-command. The exit status is 0 when every command succeeded, 1 otherwise.
+command. The exit status follows docker's (see :func:`exit_status`); with several commands, it is 0 when every
+one succeeded, else the status of the last one that did not.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections.abc import Iterable, Iterator
 from typing import TextIO
 
 from bot import wording
-from bot.models import Actor, Progress
+from bot.models import Actor, ExecOutcome, Progress, RunOutcome
 from bot.pipeline import Outcome, Pipeline
 from bot.render_text import progress_text, render
 
@@ -54,6 +55,39 @@ class ProgressDisplay:
             self.stream.write("\n")
             self.stream.flush()
             self._drawn = False
+
+
+# docker run's own failures (docker/cli ``runStartContainerErr``): 125, or 127 / 126 when the command could
+# not be found / invoked. Matched on the engine's message, as the docker CLI does.
+_NOT_FOUND_WORDS = ("executable file not found", "no such file or directory")
+_CANNOT_INVOKE_WORDS = ("permission denied", "is a directory")
+
+
+def exit_status(outcome: Outcome, command: str | None = None) -> int:
+    """The status docker would exit with for this command.
+
+    ``run`` (foreground) and ``exec`` exit with the container's / process's exit code. A ``run`` that did not
+    start a container exits 125 as docker's does (a bad option, a policy refusal, no image, name in use), or
+    127 / 126 when the command could not be found / invoked; only a missing image argument exits 1 (docker's
+    argument-count errors do). Everything else, ``exec`` refusals included: 0 on success, 1 on failure. A
+    foreground ``run`` still running when chatdock stopped waiting, or an ``exec`` that timed out, exits 1:
+    its exit code is not known yet. ``command``: the command the text named, when it could not be parsed.
+    """
+    result = outcome.result
+    if isinstance(result, RunOutcome) and not result.detached:
+        return 1 if result.exit_code is None else result.exit_code
+    if isinstance(result, ExecOutcome) and (result.exit_code is not None or result.timed_out):
+        return 1 if result.exit_code is None else result.exit_code
+    error = outcome.error
+    named = outcome.command or command
+    if error is not None and named == "run" and not error.message.startswith('"run" requires'):
+        message = error.message.lower()
+        if any(words in message for words in _NOT_FOUND_WORDS):
+            return 127
+        if any(words in message for words in _CANNOT_INVOKE_WORDS):
+            return 126
+        return 125
+    return 0 if outcome.ok else 1
 
 
 def emit(outcome: Outcome, *, as_json: bool, out: TextIO) -> None:
@@ -122,10 +156,10 @@ def run_lines(
     as_json: bool,
     out: TextIO,
     status: TextIO | None = None,
-) -> bool:
-    """Run each non-blank, non-comment line; True when all succeeded. ``status`` (stderr by default) hears what a
-    slow command waits for."""
-    all_ok = True
+) -> int:
+    """Run each non-blank, non-comment line; 0 when all succeeded, else the last failure's exit status.
+    ``status`` (stderr by default) hears what a slow command waits for."""
+    exit_code = 0
     for line in lines:
         text = line.strip()
         if not text or text.startswith("#"):
@@ -137,11 +171,12 @@ def run_lines(
             outcome = pipeline.handle(text, actor, source="shell", progress=bar.show)
             bar.close()
         emit(outcome, as_json=as_json, out=out)
-        all_ok = all_ok and outcome.ok
-    return all_ok
+        named = None if outcome.ok or outcome.command else pipeline.command_name(text)
+        exit_code = exit_status(outcome, named) or exit_code
+    return exit_code
 
 
-def interactive(pipeline: Pipeline, actor: Actor, *, as_json: bool, policy_source: str) -> bool:
+def interactive(pipeline: Pipeline, actor: Actor, *, as_json: bool, policy_source: str) -> int:
     with contextlib.suppress(ImportError):
         import readline  # noqa: F401  (line editing and history at the prompt)
     print(BANNER)
@@ -164,9 +199,7 @@ def interactive(pipeline: Pipeline, actor: Actor, *, as_json: bool, policy_sourc
 
 def main(pipeline: Pipeline, actor: Actor, *, command: str | None, as_json: bool, policy_source: str) -> int:
     if command is not None:
-        ok = run_lines(pipeline, actor, [command], as_json=as_json, out=sys.stdout)
-    elif sys.stdin.isatty():
-        ok = interactive(pipeline, actor, as_json=as_json, policy_source=policy_source)
-    else:
-        ok = run_lines(pipeline, actor, sys.stdin, as_json=as_json, out=sys.stdout)
-    return 0 if ok else 1
+        return run_lines(pipeline, actor, [command], as_json=as_json, out=sys.stdout)
+    if sys.stdin.isatty():
+        return interactive(pipeline, actor, as_json=as_json, policy_source=policy_source)
+    return run_lines(pipeline, actor, sys.stdin, as_json=as_json, out=sys.stdout)

@@ -206,9 +206,11 @@ def buttons_for_first(shown: int, total: int) -> str:
     return f"Buttons for the first {shown} of {total:,} containers; act on the others by name (`stop NAME`)."
 
 
-def action_headline(action: str, ok: int, total: int) -> str:
+def action_headline(action: str, ok: int, total: int, *, warned: int = 0) -> str:
     verb = ACTION_PAST.get(action, action)
     emoji = ACTION_EMOJI.get(action, "✅")
+    if warned == total:
+        return "⚠️ Nothing to remove" if action == "rm" else f"⚠️ Nothing to {action}"
     if total == 1:
         return f"{emoji} {verb.capitalize()}" if ok else f"❌ Could not {action}"
     return f"{emoji} {verb.capitalize()} {ok} of {total} containers"

@@ -9,7 +9,7 @@ from typing import Any
 
 from bot import humanize
 from bot.commands import Context
-from bot.errors import ChatdockError, Denied, NotFound, UsageError
+from bot.errors import ChatdockError, Conflict, Denied, NotFound, UsageError
 from bot.models import ActionItem, ContainerFacts, ContainerView
 from bot.policy import MANAGED_LABEL, OWNER_LABEL
 
@@ -42,6 +42,12 @@ def resolved(ctx: Context, ref: str) -> ContainerFacts:
     if facts is None:
         raise NotFound(ctx.missing.get(ref, f"No such container: {ref}"))
     return facts
+
+
+def state_conflict(exc: Conflict, facts: ContainerFacts) -> Conflict:
+    """The engine's own words for a state conflict (as docker prints them: ``Container web is paused, unpause
+    the container before exec``), with the container's full ID, where the engine used it, shown as its name."""
+    return Conflict(exc.message.replace(facts.id, facts.name))
 
 
 def view_from_inspect(data: dict[str, Any], *, now: float | None = None) -> ContainerView:
@@ -125,7 +131,7 @@ def for_each_target(
         try:
             return ActionItem(target=ref, ok=True, container=action(facts))
         except ChatdockError as exc:
-            return ActionItem(target=ref, ok=False, error=exc.message)
+            return ActionItem(target=ref, ok=False, error=exc.message.replace(facts.id, facts.name))
 
     with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, max(1, len(targets)))) as pool:
         return tuple(pool.map(one, targets))

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import re
 import time
+from typing import Any
 
 from bot import humanize
 from bot.commands import Command, Context, EngineCall
-from bot.errors import UsageError
+from bot.engine import KILL_WAIT, MAX_STOP_TIMEOUT
+from bot.errors import NotFound, UsageError
 from bot.flags import Flag, Grammar, Kind, Parsed
 from bot.models import ContainerAction, ContainerFacts, ContainerList, ContainerView, Request, TextOutput
 from handlers.common import (
@@ -71,23 +73,34 @@ def build_ps(parsed: Parsed) -> PsRequest:
 
 
 def run_ps(ctx: Context, request: PsRequest) -> ContainerList:
-    """Similar to the ``docker ps`` command; lists only containers the policy lets this channel touch."""
+    """Similar to the ``docker ps`` command; lists only containers the policy lets this channel touch.
+
+    Scope first, then limits: ``-n 3`` / ``-l`` are the newest containers *this person may see*, so the engine
+    is asked for every container (newest first, as ``/containers/json`` orders them) and the cut is made here.
+    """
     filters: dict[str, list[str]] = {}
     for key, value in request.filters:
         filters.setdefault(key, []).append(value)
     items = ctx.engine.read(
         ctx.engine.api.containers,
         all=request.all or request.last > 0,
-        limit=request.last,
         filters=filters or None,
     )
     now = time.time()
-    visible = [item for item in items if ctx.in_scope(facts_from_list(item))]
+    shown: list[dict[str, Any]] = []
+    hidden = 0
+    for item in items:
+        if request.last > 0 and len(shown) >= request.last:
+            break
+        if ctx.in_scope(facts_from_list(item)):
+            shown.append(item)
+        else:
+            hidden += 1
     return ContainerList(
-        containers=tuple(view_from_list(item, now=now) for item in visible),
+        containers=tuple(view_from_list(item, now=now) for item in shown),
         quiet=request.quiet,
         all=request.all,
-        hidden_out_of_scope=len(items) - len(visible),
+        hidden_out_of_scope=hidden,
     )
 
 
@@ -132,7 +145,7 @@ STOP_USAGE = "stop [-t SECONDS] CONTAINER [CONTAINER...]"
 RESTART_USAGE = "restart [-t SECONDS] CONTAINER [CONTAINER...]"
 RM_USAGE = "rm [-f] [-v] CONTAINER [CONTAINER...]"
 TIMEOUT_FLAG = Flag(("-t", "--time", "--timeout"), "timeout", Kind.VALUE, "SECONDS", "seconds to wait before killing")
-MAX_STOP_TIMEOUT = 300
+DEFAULT_STOP_TIMEOUT = 10  # the engine's, for a container created without --stop-timeout
 
 
 def _timeout(parsed: Parsed, usage: str) -> int | None:
@@ -207,16 +220,31 @@ def run_start(ctx: Context, request: StartRequest) -> ContainerAction:
     return ContainerAction(action="start", items=for_each_target(ctx, request.targets, start))
 
 
+def stop_wait(ctx: Context, container_id: str, seconds: int | None) -> float | None:
+    """How long the engine may wait for a stop: ``-t`` when given, else the container's own ``--stop-timeout``
+    (10 s when it has none, the engine's default); ``None`` for a negative one, which waits without end."""
+    if seconds is not None:
+        return float(seconds)
+    data = ctx.engine.read(ctx.engine.api.inspect_container, container_id)
+    own = (data.get("Config") or {}).get("StopTimeout")
+    if own is None:
+        return float(DEFAULT_STOP_TIMEOUT)
+    return None if int(own) < 0 else float(own)
+
+
 def run_stop(ctx: Context, request: StopRequest) -> ContainerAction:
-    """Similar to the ``docker stop`` command (``restart`` for RestartRequest); all targets at once."""
+    """Similar to the ``docker stop`` command (``restart`` for RestartRequest); all targets at once.
+
+    Without ``-t`` no ``t`` is sent, as docker sends none: the engine applies the container's own stop timeout,
+    and chatdock waits for as long as the engine may (:func:`stop_wait`) plus its usual timeout.
+    """
     restart = isinstance(request, RestartRequest)
-    call = ctx.engine.api.restart if restart else ctx.engine.api.stop
+    path = "/containers/{0}/restart" if restart else "/containers/{0}/stop"
+    params = {"t": request.timeout} if request.timeout is not None else {}
 
     def act(facts: ContainerFacts) -> ContainerView:
-        if request.timeout is None:
-            ctx.engine.write(call, facts.id)
-        else:
-            ctx.engine.write(call, facts.id, timeout=request.timeout)
+        waits = stop_wait(ctx, facts.id, request.timeout)
+        ctx.engine.write(ctx.engine.post_waiting, path, facts.id, params=params, waits=waits)
         return _fresh_view(ctx, facts)
 
     return ContainerAction(action="restart" if restart else "stop", items=for_each_target(ctx, request.targets, act))
@@ -227,10 +255,25 @@ def run_rm(ctx: Context, request: RmRequest) -> ContainerAction:
 
     def remove(facts: ContainerFacts) -> ContainerView:
         view = _fresh_view(ctx, facts)
-        ctx.engine.write(ctx.engine.api.remove_container, facts.id, force=request.force, v=request.volumes)
+        try:
+            params = {"force": request.force, "v": request.volumes}
+            waits = KILL_WAIT if request.force else 0
+            ctx.engine.write(ctx.engine.post_waiting, "/containers/{0}", facts.id, params=params, waits=waits)
+        except NotFound:
+            if not request.force:
+                raise  # with -f, a container removed meanwhile (by --rm, by someone) is what was asked for
         return view.model_copy(update={"status": "Removed", "state": "removed"})
 
-    return ContainerAction(action="rm", items=for_each_target(ctx, request.targets, remove))
+    items = for_each_target(ctx, request.targets, remove)
+    if request.force:
+        # docker 28: `rm -f` of a container that does not exist prints the error and exits 0
+        items = tuple(
+            item.model_copy(update={"ok": True, "warning": item.error, "error": ""})
+            if not item.ok and item.target in ctx.missing
+            else item
+            for item in items
+        )
+    return ContainerAction(action="rm", items=items)
 
 
 # --------------------------------------------------------------------------------------------- logs / port
@@ -257,6 +300,7 @@ class LogsRequest(Request):
     target: str
     tail: int = LOG_LINES_DEFAULT
     since: int | None = None
+    since_note: str = ""
     timestamps: bool = False
 
     def container_refs(self) -> tuple[str, ...]:
@@ -270,8 +314,13 @@ def build_logs(parsed: Parsed) -> LogsRequest:
     if tail_text is not None and tail_text != "all":
         tail = _int(tail_text, "--tail", LOGS_USAGE)
     since_text = parsed.value("since")
-    since = humanize.parse_since(since_text, time.time()) if since_text is not None else None
-    return LogsRequest(target=target, tail=tail, since=since, timestamps=parsed.flag("timestamps"))
+    since: int | None = None
+    note = ""
+    if since_text is not None:
+        since = humanize.parse_since(since_text, time.time())
+        since = since if since > 0 else None  # at or before 1970: every line, as docker prints
+        note = humanize.since_zone_note(since_text)
+    return LogsRequest(target=target, tail=tail, since=since, since_note=note, timestamps=parsed.flag("timestamps"))
 
 
 def run_logs(ctx: Context, request: LogsRequest) -> TextOutput:
@@ -288,7 +337,13 @@ def run_logs(ctx: Context, request: LogsRequest) -> TextOutput:
     )
     text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
     lines = text.splitlines()
-    return TextOutput(title=f"logs {facts.name}", text="\n".join(lines), total_lines=len(lines), shown_lines=len(lines))
+    return TextOutput(
+        title=f"logs {facts.name}",
+        text="\n".join(lines),
+        note=request.since_note,
+        total_lines=len(lines),
+        shown_lines=len(lines),
+    )
 
 
 PORT_USAGE = "port CONTAINER [PRIVATE_PORT[/PROTO]]"
@@ -304,26 +359,39 @@ class PortRequest(Request):
 
 
 def build_port(parsed: Parsed) -> PortRequest:
+    """As docker port: PORT must be a 16-bit number, ``/PROTO`` is taken as typed (tcp when absent)."""
     words = parsed.positionals
     if not 1 <= len(words) <= 2:
         raise UsageError("requires a container and optionally a port", usage=PORT_USAGE)
     private = words[1] if len(words) == 2 else None
-    if private is not None and not re.fullmatch(r"\d{1,5}(/(tcp|udp|sctp))?", private, re.I):
-        raise UsageError(f"invalid port: {private} (expected PORT or PORT/PROTO)", usage=PORT_USAGE)
-    return PortRequest(target=words[0], private_port=private.lower() if private else None)
+    if private is not None:
+        number = private.partition("/")[0]
+        if not re.fullmatch(r"[0-9]+", number, re.ASCII):
+            raise UsageError(
+                f'invalid port ({number}): strconv.ParseUint: parsing "{number}": invalid syntax', usage=PORT_USAGE
+            )
+        if len(number.lstrip("0")) > 5 or int(number) > 65535:
+            raise UsageError(
+                f'invalid port ({number}): strconv.ParseUint: parsing "{number}": value out of range',
+                usage=PORT_USAGE,
+            )
+    return PortRequest(target=words[0], private_port=private)
 
 
 def run_port(ctx: Context, request: PortRequest) -> TextOutput:
-    """Similar to the ``docker port`` command: ``80/tcp -> 0.0.0.0:9090`` lines."""
+    """Similar to the ``docker port`` command: ``80/tcp -> 0.0.0.0:9090`` lines, or for one private port only
+    the host addresses (``0.0.0.0:9090`` and ``[::]:9090``), naturally sorted as docker sorts them."""
     facts = resolved(ctx, request.target)
     data = ctx.engine.read(ctx.engine.api.inspect_container, facts.id)
     ports = (data.get("NetworkSettings") or {}).get("Ports") or {}
     if request.private_port:
-        key = request.private_port if "/" in request.private_port else f"{request.private_port}/tcp"
-        if not ports.get(key):
-            raise UsageError(f"No public port '{key}' published for {facts.name}", usage=PORT_USAGE)
-        ports = {key: ports[key]}
-    lines = humanize.port_lines(ports)
+        number, _, proto = request.private_port.partition("/")
+        bindings = ports.get(f"{number}/{proto or 'tcp'}")
+        if not bindings:
+            raise NotFound(f"No public port '{request.private_port}' published for {request.target}")
+        lines = humanize.port_lines({"": bindings}, with_private=False)
+    else:
+        lines = humanize.port_lines(ports)
     return TextOutput(title=f"port {facts.name}", text="\n".join(lines), total_lines=len(lines), shown_lines=len(lines))
 
 

@@ -20,6 +20,7 @@ from handlers.common import (
     one_target,
     resolved,
     split_targets,
+    state_conflict,
     view_from_inspect,
 )
 
@@ -126,7 +127,7 @@ def run_top(ctx: Context, request: TopRequest) -> TextOutput:
     try:
         top = ctx.engine.read(ctx.engine.api.top, facts.id)
     except Conflict as exc:
-        raise Conflict(f"Container {facts.name} is not running") from exc
+        raise state_conflict(exc, facts) from exc
     table = humanize.table(list(top.get("Titles") or []), [list(p) for p in top.get("Processes") or []])
     count = len(top.get("Processes") or [])
     return TextOutput(title=f"top {facts.name}", text=table, total_lines=count, shown_lines=count)
@@ -299,7 +300,7 @@ def run_exec(ctx: Context, request: ExecRequest) -> ExecOutcome:
             workdir=request.workdir,
         )
     except Conflict as exc:
-        raise Conflict(f"Container {facts.name} is not running") from exc
+        raise state_conflict(exc, facts) from exc
     exec_id = created["Id"]
     if request.detach:
         ctx.engine.write(api.exec_start, exec_id, detach=True)

@@ -3,17 +3,17 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from bot.commands import Command, Context, EngineCall
+from bot.engine import REF_PATTERN
 from bot.errors import ChatdockError, Denied, NotFound, UsageError
 from bot.flags import Flag, Grammar, Kind, Parsed
 from bot.models import ActionItem, Inspection, NetworkChange, NetworkFacts, NetworkList, Request
 from bot.policy import MANAGED_LABEL, OWNER_LABEL, check_labels
 from handlers.common import resolved, split_targets
 
-NAME_PATTERN = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+NAME_PATTERN = REF_PATTERN  # one rule for names, both ways: what is created here can be named later
 DRY_RUN = Flag(("--dry-run",), "dry_run", help="show the decision and the Engine requests; do nothing")
 
 
@@ -84,7 +84,7 @@ def build_create(parsed: Parsed) -> NetworkCreateRequest:
     if len(parsed.positionals) != 1:
         raise UsageError('"network create" requires exactly 1 argument: the name', usage=CREATE_USAGE)
     name = parsed.positionals[0]
-    if not NAME_PATTERN.match(name) or len(name) > 64:
+    if not NAME_PATTERN.match(name):
         raise UsageError(f"invalid network name: {name!r} (letters, digits, '_', '.', '-')", usage=CREATE_USAGE)
     labels = []
     for item in parsed.many("label"):
@@ -188,7 +188,7 @@ def build_connect(parsed: Parsed) -> NetworkConnectRequest:
     aliases = tuple(parsed.many("alias"))
     for alias in aliases:
         if not NAME_PATTERN.match(alias):
-            raise UsageError(f"invalid alias: {alias!r}", usage=CONNECT_USAGE)
+            raise UsageError(f"invalid alias: {alias!r} (letters, digits, '_', '.', '-')", usage=CONNECT_USAGE)
     return NetworkConnectRequest(network=network, container=container, aliases=aliases, dry_run=parsed.flag("dry_run"))
 
 
@@ -236,7 +236,7 @@ def run_disconnect(ctx: Context, request: NetworkDisconnectRequest) -> NetworkCh
 # --------------------------------------------------------------------------------------------- inspect / rm
 
 INSPECT_USAGE = "network inspect NETWORK"
-RM_USAGE = "network rm NETWORK [NETWORK...]"
+RM_USAGE = "network rm [-f] NETWORK [NETWORK...]"
 
 
 class NetworkInspectRequest(Request):
@@ -251,9 +251,13 @@ class NetworkRmRequest(Request):
     command = "network rm"
     mutating = True
     networks: tuple[str, ...]
+    force: bool = False
 
     def network_refs(self) -> tuple[str, ...]:
         return self.networks
+
+    def missing_networks_ok(self) -> bool:
+        return self.force
 
 
 def build_inspect(parsed: Parsed) -> NetworkInspectRequest:
@@ -263,7 +267,11 @@ def build_inspect(parsed: Parsed) -> NetworkInspectRequest:
 
 
 def build_rm(parsed: Parsed) -> NetworkRmRequest:
-    return NetworkRmRequest(networks=split_targets(parsed.positionals, usage=RM_USAGE), dry_run=parsed.flag("dry_run"))
+    return NetworkRmRequest(
+        networks=split_targets(parsed.positionals, usage=RM_USAGE),
+        force=parsed.flag("force"),
+        dry_run=parsed.flag("dry_run"),
+    )
 
 
 def run_inspect(ctx: Context, request: NetworkInspectRequest) -> Inspection:
@@ -304,9 +312,13 @@ def plan_rm(ctx: Context, request: NetworkRmRequest) -> list[EngineCall]:
 
 
 def run_rm(ctx: Context, request: NetworkRmRequest) -> NetworkChange:
-    """Similar to ``docker network rm``: several at once; one in use is reported, the others removed."""
+    """Similar to ``docker network rm``: several at once; one in use is reported, the others removed.
+    With ``-f`` a network that does not exist is no error (docker 28 says nothing and exits 0; chatdock notes it)."""
     items = []
     for ref in request.networks:
+        if request.force and ref in ctx.missing:
+            items.append(ActionItem(target=ref, ok=True, warning=ctx.missing[ref]))
+            continue
         try:
             net = _network(ctx, ref)
             ctx.engine.write(ctx.engine.api.remove_network, net.id)
@@ -381,7 +393,7 @@ COMMANDS = (
     ),
     Command(
         "network rm",
-        _grammar(RM_USAGE, DRY_RUN),
+        _grammar(RM_USAGE, Flag(("-f", "--force"), "force", help="no error when a network does not exist"), DRY_RUN),
         "remove networks",
         build_rm,
         run_rm,

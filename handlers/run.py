@@ -6,15 +6,17 @@ Decisions worth knowing:
   corrected order instead of starting something nobody meant.
 - ``-it`` without ``-d`` asks for an interactive terminal, which chat cannot give: a usage error that suggests
   ``-dit`` and ``exec``. ``-dit`` is fine (it keeps a shell container alive, as people use it).
-- Foreground ``--rm``: chatdock waits for the exit, collects the output, then removes the container itself
-  (daemon-side AutoRemove would race the output away). If the wait runs out, a watcher removes it on exit.
-  With ``-d --rm`` the engine removes it (``AutoRemove``), as docker does.
+- ``--rm`` is the engine's ``AutoRemove``, foreground or not, as docker does it: the engine removes the
+  container when it exits, whether chatdock is still running then or not. For a foreground run chatdock
+  attaches to the output and registers its wait *before* the start (as the docker CLI does), so neither the
+  output nor the exit code can be lost to the removal; a run that outlives the wait is still removed on exit.
 - A failed start removes the created container: a failed ``run`` leaves nothing behind.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import re
 import threading
@@ -24,6 +26,7 @@ from typing import Any
 import requests
 
 from bot.commands import Command, Context, EngineCall
+from bot.engine import KILL_WAIT, MAX_STOP_TIMEOUT, REF_PATTERN
 from bot.errors import ChatdockError, Denied, EngineError, EngineUnavailable, NotFound, UsageError
 from bot.flags import Flag, Grammar, Kind, Parsed, Refused
 from bot.humanize import parse_cpus, parse_memory
@@ -41,8 +44,7 @@ from handlers.images import pull_call, pull_image
 
 log = logging.getLogger(__name__)
 
-AUTOREMOVE_LABEL = "chatdock.autoremove"
-NAME_PATTERN = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
+NAME_PATTERN = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]+$")  # docker's; any length, as bot.engine.REF_PATTERN
 RESTART_PATTERN = re.compile(r"^(no|always|unless-stopped|on-failure(?::(\d+))?)$")
 MIN_MEMORY = 6 * 1024 * 1024
 OUTPUT_LINES = 1000
@@ -87,6 +89,7 @@ GRAMMAR = Grammar(
         Flag(("--network", "--net"), "network", Kind.VALUE, "NETWORK", "connect to a network"),
         Flag(("--network-alias", "--net-alias"), "alias", Kind.LIST, "ALIAS", "a DNS name on that network"),
         Flag(("--restart",), "restart", Kind.VALUE, "POLICY", "no | always | unless-stopped | on-failure[:N]"),
+        Flag(("--stop-timeout",), "stop_timeout", Kind.VALUE, "SECONDS", "seconds `stop` waits before the kill"),
         Flag(("-m", "--memory"), "memory", Kind.VALUE, "BYTES", "memory limit (e.g. 256m)"),
         Flag(("--cpus",), "cpus", Kind.VALUE, "N", "number of CPUs (e.g. 0.5)"),
         Flag(("-h", "--hostname"), "hostname", Kind.VALUE, "NAME", "container host name"),
@@ -116,6 +119,7 @@ class RunRequest(Request):
     network: str | None = None
     aliases: tuple[str, ...] = ()
     restart: str | None = None
+    stop_timeout: int | None = None
     memory: int | None = None
     nano_cpus: int | None = None
     hostname: str | None = None
@@ -209,6 +213,9 @@ def build(parsed: Parsed) -> RunRequest:
             rule="never:network-host",
         )
     aliases = tuple(parsed.many("alias"))
+    for alias in aliases:
+        if not REF_PATTERN.match(alias):
+            raise UsageError(f"invalid alias: {alias!r} (letters, digits, '_', '.', '-')", usage=USAGE)
     if aliases and network in (None, "bridge", "default", "none"):
         raise UsageError(
             "network-scoped aliases are supported only for containers in user-defined networks: add `--network NAME`",
@@ -222,6 +229,16 @@ def build(parsed: Parsed) -> RunRequest:
             )
         if parsed.flag("rm") and restart != "no":
             raise UsageError("conflicting options: cannot specify both --restart and --rm", usage=USAGE)
+    stop_text = parsed.value("stop_timeout")
+    stop_timeout = None
+    if stop_text is not None:
+        if not re.fullmatch(r"[0-9]+", stop_text, re.ASCII) or int(stop_text) > MAX_STOP_TIMEOUT:
+            raise UsageError(
+                f'invalid argument "{stop_text}" for "--stop-timeout" flag: '
+                f"expected seconds from 0 to {MAX_STOP_TIMEOUT} (chat does not wait longer)",
+                usage=USAGE,
+            )
+        stop_timeout = int(stop_text)
     memory_text = parsed.value("memory")
     memory = parse_memory(memory_text) if memory_text is not None else None
     if memory is not None and memory < MIN_MEMORY:
@@ -245,6 +262,7 @@ def build(parsed: Parsed) -> RunRequest:
         network=network,
         aliases=aliases,
         restart=restart,
+        stop_timeout=stop_timeout,
         memory=memory,
         nano_cpus=parse_cpus(cpus_text) if cpus_text is not None else None,
         hostname=parsed.value("hostname"),
@@ -265,9 +283,6 @@ def create_body(
     labels = dict(request.labels)
     labels[MANAGED_LABEL] = "true"
     labels[OWNER_LABEL] = owner
-    foreground_rm = request.rm and not request.detach
-    if foreground_rm:
-        labels[AUTOREMOVE_LABEL] = "true"
     exposed: dict[str, dict[str, Any]] = {}
     bindings: dict[str, list[dict[str, str]]] = {}
     for port in request.publish:
@@ -275,7 +290,7 @@ def create_body(
         bindings.setdefault(port.key, []).append({"HostIp": port.host_ip, "HostPort": port.host_port})
     host: dict[str, Any] = {
         "PortBindings": bindings,
-        "AutoRemove": request.rm and request.detach,
+        "AutoRemove": request.rm,
         "NetworkMode": request.network or "default",
     }
     if request.restart:
@@ -308,6 +323,8 @@ def create_body(
     ):
         if value is not None:
             body[key] = value
+    if request.stop_timeout is not None:
+        body["StopTimeout"] = request.stop_timeout
     if request.entrypoint is not None:
         body["Entrypoint"] = [request.entrypoint] if request.entrypoint else [""]
     if request.network and request.network not in ("default",):
@@ -356,43 +373,84 @@ def _ensure_image(ctx: Context, request: RunRequest) -> PullOutcome | None:
 
 def _remove_quietly(ctx: Context, container_id: str) -> None:
     try:
-        ctx.engine.write(ctx.engine.api.remove_container, container_id, force=True)
+        params = {"force": True, "v": False}
+        ctx.engine.write(ctx.engine.post_waiting, "/containers/{0}", container_id, params=params, waits=KILL_WAIT)
     except ChatdockError as exc:
         log.warning("could not remove container %s: %s", container_id[:12], exc.message)
 
 
-def _remove_when_exited(ctx: Context, container_id: str) -> None:
-    """Foreground ``--rm`` that outlived the wait: remove the container once it exits."""
+class _Watch:
+    """A foreground run's output and exit, both registered with the engine before the container starts.
 
-    def watch() -> None:
+    ``POST /containers/{id}/attach`` (stdout, stderr, stream) and ``POST /containers/{id}/wait`` are opened
+    first, as the docker CLI opens them: with ``--rm`` the engine removes the container right after the exit,
+    so neither ``logs`` nor ``wait`` could be asked afterwards. The wait's condition is ``removed`` with
+    ``--rm`` (it answers once the container is gone), else ``next-exit``.
+    """
+
+    def __init__(self, ctx: Context, container_id: str, *, rm: bool) -> None:
+        api = ctx.engine.api
+        self._chunks: list[bytes] = []
+        self._size = 0
+        self._trimmed = False
+        condition = "removed" if rm else "next-exit"
+
+        def open_wait() -> requests.Response:
+            # stream=True: returns once the engine answered the headers, i.e. once the wait is registered
+            response: requests.Response = api._post(
+                api._url("/containers/{0}/wait", container_id),
+                params={"condition": condition},
+                timeout=ctx.run_timeout,
+                stream=True,
+            )
+            api._raise_for_status(response)
+            return response
+
+        self._wait = ctx.engine.write(open_wait)
         try:
-            ctx.engine.api.wait(container_id, timeout=7 * 24 * 3600)
-        except Exception:  # the engine went away; the start-up sweep removes it later
-            log.info("stopped watching %s for --rm", container_id[:12])
-            return
-        _remove_quietly(ctx, container_id)
+            self._output = ctx.engine.write(api.attach, container_id, stdout=True, stderr=True, stream=True, logs=False)
+        except ChatdockError:
+            self._wait.close()
+            raise
+        self._reader = threading.Thread(target=self._read, name=f"run-{container_id[:12]}", daemon=True)
+        self._reader.start()
 
-    threading.Thread(target=watch, name=f"rm-{container_id[:12]}", daemon=True).start()
+    def _read(self) -> None:
+        try:
+            for chunk in self._output:
+                self._chunks.append(chunk)
+                self._size += len(chunk)
+                while self._size > 2 * OUTPUT_BYTES and len(self._chunks) > 1:
+                    self._size -= len(self._chunks.pop(0))
+                    self._trimmed = True
+        except Exception:  # the stream was closed (gave up waiting) or the engine went away
+            log.debug("output stream of a foreground run ended early", exc_info=True)
 
+    def exit_code(self) -> int | None:
+        """The exit code, or None when the run outlived the wait (``CHATDOCK_RUN_TIMEOUT``)."""
+        try:
+            body = json.loads(self._wait.content or b"{}")
+        except requests.exceptions.RequestException:  # no answer within the wait (or the engine went away)
+            return None
+        finally:
+            self._wait.close()
+        return int(body.get("StatusCode", -1))
 
-def sweep_autoremove(ctx: Context) -> int:
-    """Remove exited foreground ``--rm`` containers whose watcher died with a previous process."""
-    api = ctx.engine.api
-    exited = ctx.engine.read(
-        api.containers, all=True, filters={"label": f"{AUTOREMOVE_LABEL}=true", "status": "exited"}
-    )
-    for item in exited:
-        _remove_quietly(ctx, item["Id"])
-    return len(exited)
+    def output(self, *, wait: float) -> tuple[str, bool]:
+        """The output so far (the end of it when long), once the stream ended or ``wait`` seconds passed."""
+        self._reader.join(wait)
+        if self._reader.is_alive():
+            self.close()
+        text = b"".join(self._chunks).decode("utf-8", "replace")
+        lines = text.splitlines()
+        truncated = self._trimmed or len(lines) > OUTPUT_LINES or len(text) > OUTPUT_BYTES
+        return "\n".join(lines[-OUTPUT_LINES:])[-OUTPUT_BYTES:], truncated
 
-
-def _output(ctx: Context, container_id: str) -> tuple[str, bool]:
-    raw = ctx.engine.read(ctx.engine.api.logs, container_id, stdout=True, stderr=True, tail=OUTPUT_LINES + 1)
-    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
-    lines = text.splitlines()
-    truncated = len(lines) > OUTPUT_LINES or len(text) > OUTPUT_BYTES
-    text = "\n".join(lines[-OUTPUT_LINES:])[-OUTPUT_BYTES:]
-    return text, truncated
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._wait.close()
+        with contextlib.suppress(Exception):
+            self._output.close()  # docker-py's CancellableStream: ends the reader
 
 
 def execute(ctx: Context, request: RunRequest) -> RunOutcome:
@@ -402,10 +460,20 @@ def execute(ctx: Context, request: RunRequest) -> RunOutcome:
     api = ctx.engine.api
     created = ctx.engine.write(api.create_container_from_config, dict(create.body or {}), request.name)
     container_id = created["Id"]
+    watch: _Watch | None = None
     try:
+        data = ctx.engine.read(api.inspect_container, container_id)
+        ctx.secrets.add_inspect(data)  # its whole environment: the image's ENV and -e values
+        view = view_from_inspect(data)
+        if not request.detach:
+            watch = _Watch(ctx, container_id, rm=request.rm)
         ctx.engine.write(api.start, container_id)
-    except ChatdockError:
+    except ChatdockError as exc:
+        if watch is not None:
+            watch.close()
         _remove_quietly(ctx, container_id)
+        if isinstance(exc, UsageError):  # the engine's 400 for a command it cannot start: not the user's syntax
+            raise EngineError(exc.message) from exc
         raise
     if request.detach:
         try:
@@ -414,7 +482,8 @@ def execute(ctx: Context, request: RunRequest) -> RunOutcome:
             return RunOutcome(container=_gone_view(container_id, request), detached=True, removed=True, pulled=pulled)
         ctx.secrets.add_inspect(data)
         return RunOutcome(container=view_from_inspect(data), detached=True, pulled=pulled)
-    return _foreground(ctx, request, container_id).model_copy(update={"pulled": pulled})
+    assert watch is not None
+    return _foreground(ctx, request, view, watch).model_copy(update={"pulled": pulled})
 
 
 def _gone_view(container_id: str, request: RunRequest) -> ContainerView:
@@ -427,27 +496,19 @@ def _gone_view(container_id: str, request: RunRequest) -> ContainerView:
     )
 
 
-def _foreground(ctx: Context, request: RunRequest, container_id: str) -> RunOutcome:
-    api = ctx.engine.api
+def _foreground(ctx: Context, request: RunRequest, created: ContainerView, watch: _Watch) -> RunOutcome:
     started = time.monotonic()
-    exit_code: int | None = None
-    try:
-        status = api.wait(container_id, timeout=ctx.run_timeout)
-        exit_code = int(status.get("StatusCode", -1))
-    except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError) as exc:
-        if not ctx.engine.ping():
-            raise EngineUnavailable("Docker engine unreachable while waiting for the container") from exc
+    exit_code = watch.exit_code()
     waited = time.monotonic() - started
-    output, truncated = _output(ctx, container_id)
-    data = ctx.engine.read(api.inspect_container, container_id)
-    ctx.secrets.add_inspect(data)
-    view = view_from_inspect(data)
-    removed = False
-    if exit_code is not None and request.rm:
-        _remove_quietly(ctx, container_id)
-        removed = True
-    elif exit_code is None and request.rm:
-        _remove_when_exited(ctx, container_id)
+    if exit_code is None and not ctx.engine.ping():
+        watch.close()
+        raise EngineUnavailable("Docker engine unreachable while waiting for the container")
+    output, truncated = watch.output(wait=5.0 if exit_code is not None else 0.0)
+    removed = exit_code is not None and request.rm
+    if removed:
+        view = created.model_copy(update={"status": f"Exited ({exit_code})", "state": "removed"})
+    else:
+        view = view_from_inspect(ctx.engine.read(ctx.engine.api.inspect_container, created.id))
     return RunOutcome(
         container=view,
         detached=False,

@@ -38,7 +38,7 @@ def test_stop_says_what_it_waits_for_and_json_stays_one_object(local: Pipeline, 
     out, err = io.StringIO(), io.StringIO()
     started = time.monotonic()
 
-    assert run_lines(local, ME, [f"stop -t 2 {stubborn.name}"], as_json=True, out=out, status=err)
+    assert run_lines(local, ME, [f"stop -t 2 {stubborn.name}"], as_json=True, out=out, status=err) == 0
 
     assert time.monotonic() - started >= 2
     [line] = out.getvalue().splitlines()  # exactly one JSON object, nothing else on stdout
@@ -49,7 +49,7 @@ def test_stop_says_what_it_waits_for_and_json_stays_one_object(local: Pipeline, 
 def test_on_a_terminal_the_progress_line_is_erased_when_the_command_ends(local: Pipeline, stubborn: Any) -> None:
     out, err = io.StringIO(), Terminal()
 
-    assert run_lines(local, ME, [f"restart -t 1 {stubborn.name}"], as_json=False, out=out, status=err)
+    assert run_lines(local, ME, [f"restart -t 1 {stubborn.name}"], as_json=False, out=out, status=err) == 0
 
     assert err.getvalue() == f"restarting {stubborn.name} (waits up to 1 s before killing)…\r\x1b[K"
     assert "\x1b" not in out.getvalue() and stubborn.name in out.getvalue()
@@ -57,7 +57,7 @@ def test_on_a_terminal_the_progress_line_is_erased_when_the_command_ends(local: 
 
 def test_quick_commands_say_nothing_on_stderr(local: Pipeline) -> None:
     err = io.StringIO()
-    assert run_lines(local, ME, ["ps -a", "help"], as_json=False, out=io.StringIO(), status=err)
+    assert run_lines(local, ME, ["ps -a", "help"], as_json=False, out=io.StringIO(), status=err) == 0
     assert err.getvalue() == ""
 
 

@@ -497,9 +497,14 @@ def test_port_lists_the_published_ports(as_me: Callable[[str], Outcome], box: Ca
 
     assert f"80/tcp -> 0.0.0.0:{port}" in lines
     assert all(line.startswith("80/tcp -> ") for line in lines)
-    assert render(ok(as_me(f"port {web} 80"))).splitlines()[0] == f"80/tcp -> 0.0.0.0:{port}"
+    # docker port CONTAINER PORT prints the host addresses alone, IPv4 and IPv6 (docker CLI 28 on engine 20.10)
+    assert render(ok(as_me(f"port {web} 80"))).splitlines() == [f"0.0.0.0:{port}", f"[::]:{port}"]
+    assert render(ok(as_me(f"port {web} 80/tcp"))).splitlines() == [f"0.0.0.0:{port}", f"[::]:{port}"]
     missing = as_me(f"port {web} 81")
-    assert missing.error is not None and missing.error.message == f"No public port '81/tcp' published for {web}"
+    assert missing.error is not None and missing.error.message == f"No public port '81' published for {web}"
+    # the protocol is taken as typed, as docker does
+    upper = as_me(f"port {web} 80/TCP")
+    assert upper.error is not None and upper.error.message == f"No public port '80/TCP' published for {web}"
 
 
 def test_logs_tail(

@@ -456,7 +456,7 @@ CONTAINER_CASES: list[tuple[str, str, Request]] = [
     ("port web", "port", c.PortRequest(target="web")),
     ("container port web", "port", c.PortRequest(target="web")),
     ("port web 80", "port", c.PortRequest(target="web", private_port="80")),
-    ("port web 80/UDP", "port", c.PortRequest(target="web", private_port="80/udp")),
+    ("port web 80/UDP", "port", c.PortRequest(target="web", private_port="80/UDP")),
     # top / inspect / stats
     ("top web", "top", i.TopRequest(target="web")),
     ("container top web", "top", i.TopRequest(target="web")),
@@ -535,7 +535,12 @@ def test_logs_since_a_duration(pipeline: Pipeline) -> None:
         ("logs --since bogus web", 'failed to parse value as time or duration: "bogus"', None),
         ("port", "requires a container and optionally a port", c.PORT_USAGE),
         ("port web 80 81", "requires a container and optionally a port", c.PORT_USAGE),
-        ("port web http", "invalid port: http (expected PORT or PORT/PROTO)", c.PORT_USAGE),
+        ("port web http", 'invalid port (http): strconv.ParseUint: parsing "http": invalid syntax', c.PORT_USAGE),
+        (
+            "port web 99999",
+            'invalid port (99999): strconv.ParseUint: parsing "99999": value out of range',
+            c.PORT_USAGE,
+        ),
         ("top", "requires exactly 1 container", i.TOP_USAGE),
         ("top web aux", "`top` takes exactly 1 container and no ps options (got `aux`): chatdock always shows `ps -ef` columns", i.TOP_USAGE),
         ("top web -o pid,comm", "`top` takes exactly 1 container and no ps options (got `-o pid,comm`): chatdock always shows `ps -ef` columns", i.TOP_USAGE),
@@ -651,14 +656,13 @@ def test_network_commands(pipeline: Pipeline, text: str, command: str, request_:
         ("/net create a b", '"network create" requires exactly 1 argument: the name', n.CREATE_USAGE),
         ("/net create bad/name", "invalid network name: 'bad/name' (letters, digits, '_', '.', '-')", n.CREATE_USAGE),
         ("/net create -app", "unknown shorthand flag: 'a' in -app", n.CREATE_USAGE),
-        (
-            f"/net create {'a' * 65}",
-            f"invalid network name: '{'a' * 65}' (letters, digits, '_', '.', '-')",
-            n.CREATE_USAGE,
-        ),
         ("/net connect app", '"network connect" requires exactly 2 arguments: NETWORK CONTAINER', n.CONNECT_USAGE),
         ("/net connect a b c", '"network connect" requires exactly 2 arguments: NETWORK CONTAINER', n.CONNECT_USAGE),
-        ("/net connect --alias bad/alias app web", "invalid alias: 'bad/alias'", n.CONNECT_USAGE),
+        (
+            "/net connect --alias bad/alias app web",
+            "invalid alias: 'bad/alias' (letters, digits, '_', '.', '-')",
+            n.CONNECT_USAGE,
+        ),
         (
             "/net connect --alias app web",
             '"network connect" requires exactly 2 arguments: NETWORK CONTAINER',
