@@ -11,7 +11,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from bot.config import Settings
-from bot.policy import PolicyError, load_policy_file
+from bot.policy import PolicyError, load_policy_file, policy_warnings
 
 
 def _settings() -> Settings:
@@ -90,6 +90,8 @@ def _policy_check(args: argparse.Namespace) -> int:
         for problem in exc.problems:
             print(f"{exc.source}: {problem}", file=sys.stderr)
         return 1
+    for warning in policy_warnings(args.file.read_text(encoding="utf-8"), policy):
+        print(f"{args.file}: warning: {warning}", file=sys.stderr)
     print(f"{args.file}: ok ({len(policy.roles)} roles, {len(policy.grants)} grants, {len(policy.images)} image rules)")
     return 0
 
