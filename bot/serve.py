@@ -35,6 +35,7 @@ from slack_bolt import App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_bolt.error import BoltError
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 
 from bot.config import Settings
 from bot.engine import Engine
@@ -43,7 +44,7 @@ from bot.periodic import Periodic
 from bot.pipeline import Auditor, Pipeline
 from bot.policy import PolicyError
 from bot.respond import Deliverer, ResponseUrlClient, api_error
-from bot.slack_app import AckFirst, GroupDirectory, create_app
+from bot.slack_app import AckFirst, GroupDirectory, SlackHome, create_app
 from bot.wiring import build_pipeline, build_web_client, load_policy
 
 if TYPE_CHECKING:
@@ -242,6 +243,7 @@ class Server:
     owns_engine: bool = False
     read_executor: ThreadPoolExecutor | None = None
     idle_trim: IdleTrim | None = None
+    home: SlackHome = field(default_factory=SlackHome)
     _thread: threading.Thread | None = field(default=None, repr=False)
     _running: bool = field(default=False, repr=False)
     _stopped: bool = field(default=False, repr=False)
@@ -292,6 +294,9 @@ class Server:
         self._start_background()
         mode = "Socket Mode (HTTP serves /healthz only)" if self.socket_mode else f"HTTP ({EVENTS_PATH})"
         log.info("chatdock serving %s on %s", mode, self.url)
+        home = self.home
+        where = f"org {home.enterprise} (org-wide install)" if home.org_wide else f"workspace {home.team or '?'}"
+        log.info("installed in Slack %s: people from any other workspace are external to the policy", where)
 
         def on_term(_signum: int, _frame: FrameType | None) -> None:
             raise SystemExit(0)  # waitress' loop catches it and returns
@@ -390,6 +395,8 @@ def build_server(
     deliverer = Deliverer(client=client, response_urls=ResponseUrlClient())
     groups = GroupDirectory(client)
     ack_first = AckFirst()
+    identity = client.auth_test().data  # who installed us; bolt's own auth.test follows in create_app
+    home = SlackHome.from_auth_test(identity if isinstance(identity, dict) else {})
     app = create_app(
         settings=settings,
         pipeline=pipeline,
@@ -400,6 +407,7 @@ def build_server(
         listener_executor=listener_executor,
         ack_first=ack_first,
         read_executor=read_executor,
+        home=home,
     )
     probe = SlackProbe(client)
     socket_handler = None
@@ -442,6 +450,7 @@ def build_server(
         socket_mode=socket_mode,
         socket_handler=socket_handler,
         owns_engine=owns_engine,
+        home=home,
     )
 
 
@@ -476,6 +485,8 @@ def _build_or_explain(settings: Settings, *, host: str, port: int, socket_mode: 
             f" (and {len(exc.problems) - 1} more; run `chatdock policy check {exc.source}`)" if exc.problems[1:] else ""
         )
         raise ConfigError(f"CHATDOCK_POLICY {exc.source}: {exc.problems[0]}{more}") from None
+    except SlackApiError as exc:  # chatdock's own auth.test, which learns the installing workspace
+        raise ConfigError(f"Slack refused SLACK_BOT_TOKEN (auth.test: {api_error(exc)})") from None
     except BoltError as exc:  # bolt's eager auth.test; the SlackApiError it wraps has Slack's word for why
         error = api_error(exc.__context__) if exc.__context__ is not None else "failed"
         raise ConfigError(f"Slack refused SLACK_BOT_TOKEN (auth.test: {error})") from None
