@@ -69,23 +69,6 @@ class ConfigError(Exception):
 
 
 # -- settings ----------------------------------------------------------------------------------------------
-def load_settings(**overrides: Any) -> Settings:
-    """Settings from the environment, or :class:`ConfigError` naming every variable that is wrong."""
-    settings, problems = read_settings(**overrides)
-    if problems:
-        raise ConfigError("; ".join(problems))
-    return settings
-
-
-def check_settings(settings: Settings, *, socket_mode: bool) -> None:
-    """Refuse to start without what the chosen mode needs (:func:`slack_setting_problems`, the first)."""
-    problems = slack_setting_problems(settings, socket_mode=socket_mode)
-    if settings.policy is None:
-        problems.append("CHATDOCK_POLICY is not set; `serve` needs a policy file (see policy.example.yml)")
-    if problems:
-        raise ConfigError(problems[0])
-
-
 def slack_setting_problems(settings: Settings, *, socket_mode: bool) -> list[str]:
     """Every Slack setting the chosen mode needs and lacks, one line each, naming the variable and the fix."""
     problems: list[str] = []
