@@ -1251,3 +1251,27 @@ def test_builtin_policy() -> None:
     assert (
         check_create_body(policy, {"Image": "local/x", "HostConfig": {"Privileged": True}}).rule == "never:privileged"
     )
+
+
+def test_policy_check_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from bot.cli import main
+
+    path = tmp_path / "policy.yml"
+    path.write_text("roles: {r: {commands: [ps]}}\ngrants:\n  - {role: r, users: []}\nimages: []\n")
+    assert main(["policy", "check", str(path)]) == 0  # warnings only: still usable
+    out, err = capsys.readouterr()
+    assert out == f"{path}: ok (1 roles, 1 grants, 0 image rules)\n"
+    assert err.splitlines() == [
+        f"{path}: warning: line 3: grants[0].users: empty list, so it matches nothing",
+        f"{path}: warning: line 3: grants[0]: names nobody (no users, no groups), so it matches nobody",
+        f"{path}: warning: line 4: images: empty list, so it matches nothing",
+    ]
+    path.write_text("roles: {r: {commands: [ps, teleport]}}\ngrants:\n  - {role: boss}\ncolour: red\n")
+    assert main(["policy", "check", str(path)]) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.splitlines() == [  # every problem, whatever stage finds it
+        f"{path}: line 1: roles.r.commands: unknown command 'teleport'",
+        f"{path}: line 3: grants[0].role: unknown role 'boss'",
+        f"{path}: line 4: colour: unknown key",
+    ]
