@@ -158,7 +158,7 @@ def load(document: dict[str, Any]) -> Policy:
 
 
 def removals(node: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[tuple[Any, ...], int]]:
-    """Every (list path, index) of an allow-list entry in the document."""
+    """Every (list path, index) of an allow-list entry in the document, grants included."""
     if isinstance(node, dict):
         for key, value in node.items():
             if key in DENY_OR_SELECTOR or key == "labels":
@@ -166,9 +166,8 @@ def removals(node: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[tuple[Any,
             yield from removals(value, (*path, key))
     elif isinstance(node, list):
         for index, item in enumerate(node):
-            if isinstance(item, str):
-                yield path, index
-            else:
+            yield path, index  # an entry: a name, a pattern, or a whole grant
+            if not isinstance(item, str):
                 yield from removals(item, (*path, index))
 
 
