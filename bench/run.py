@@ -64,7 +64,7 @@ from tests.support.registry import Registry, build_test_image, push_and_forget, 
 
 ROOT = Path(__file__).resolve().parent.parent
 SIGNING_SECRET = "bench0123456789abcdef0123456789a"
-TEAM = "T0BENCH"
+TEAM = "T0TEAM"  # the workspace the fake Slack's auth.test names: everyone here is at home
 BENCH_LABEL = "chatdock.bench"
 OWNER_LABEL = "chatdock.owner"  # bot.policy.OWNER_LABEL: what chatdock's own `run` puts on its containers
 

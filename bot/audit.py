@@ -5,13 +5,14 @@
 the same SQL; only connecting, placeholders and a few column types differ. A store is the pipeline's
 ``Auditor`` (``begin`` / ``end``) and its ``history`` source (:meth:`AuditStore.recent`).
 
-What a row holds (table ``chatdock_audit``): when it started and ended (UTC seconds since the epoch), team,
-channel and user IDs, the source (``slack``, ``button``, ``shell``), the text as shown (already redacted by the
-pipeline, scrubbed again here), the command, the parsed request as JSON, the policy decision and rule, then the
-outcome (``ok`` / ``error`` / ``denied`` / ``usage`` / ``interrupted``; NULL while it runs), a short message
-(result summary or error message), the container and network IDs it affected, the duration, and how the reply
-went out (``delivery``: ``response_url``, ``chat.postMessage after ...``, ``ack``, or ``failed: ...``; written by
-the Slack front door with :meth:`AuditStore.record_delivery`, NULL for the shell).
+What a row holds (table ``chatdock_audit``): when it started and ended (UTC seconds since the epoch), team, channel
+and user IDs, the person's own workspace (``user_team``: another organisation's, for someone in a Slack Connect
+channel; empty for the shell), the source (``slack``, ``button``, ``shell``), the text as shown (already redacted by
+the pipeline, scrubbed again here), the command, the parsed request as JSON, the policy decision and rule, then the
+outcome (``ok`` / ``error`` / ``denied`` / ``usage`` / ``interrupted``; NULL while it runs), a short message (result
+summary or error message), the container and network IDs it affected, the duration, and how the reply went out
+(``delivery``: ``response_url``, ``chat.postMessage after ...``, ``ack``, or ``failed: ...``; written by the Slack
+front door with :meth:`AuditStore.record_delivery`, NULL for the shell).
 
 Secrets. Every string written passes :func:`scrub`: token-shaped strings are masked (:func:`bot.redact.redact_text`),
 ``KEY=VALUE`` with a secret-looking KEY (``bot.redact.SECRET_WORDS`` plus the policy's ``redact`` words) becomes
@@ -92,8 +93,9 @@ Run = Callable[[str, Sequence[Any]], list[tuple[Any, ...]]]
 
 _COLUMNS = (
     "id, request_id, instance, started_at, ended_at, team, channel, user_id, source, text, command, request, "
-    "allowed, rule, reason, outcome, message, container_ids, network_ids, duration_ms, delivery"
+    "allowed, rule, reason, outcome, message, container_ids, network_ids, duration_ms, delivery, user_team"
 )
+_ADDED_COLUMNS = ("delivery", "user_team")  # newer than the first schema: added to older logs on open
 
 
 _END_SQL = (
@@ -347,12 +349,14 @@ class AuditStore:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _readable_columns(self) -> str:
-        """The columns to read: a log written by an older chatdock has no ``delivery`` column yet."""
-        try:
-            self._call(lambda run: run("SELECT delivery FROM chatdock_audit WHERE 1 = 0", ()))
-        except Exception:
-            return _COLUMNS.replace("delivery", "NULL AS delivery")
-        return _COLUMNS
+        """The columns to read: a log written by an older chatdock may lack the newer ones (read as NULL)."""
+        columns = _COLUMNS
+        for column in _ADDED_COLUMNS:
+            try:
+                self._call(partial(_run_with, f"SELECT {column} FROM chatdock_audit WHERE 1 = 0", ()))  # noqa: S608
+            except Exception:
+                columns = columns.replace(f", {column}", f", NULL AS {column}")
+        return columns
 
     # -- instances -------------------------------------------------------------------------------------
     def _register(self) -> None:
@@ -452,6 +456,7 @@ class AuditStore:
                 self.instance,
                 _now(),
                 actor.team,
+                actor.user_team,
                 actor.channel,
                 actor.user,
                 source,
@@ -464,9 +469,9 @@ class AuditStore:
             )
             rows = self._call(
                 lambda run: run(
-                    "INSERT INTO chatdock_audit (request_id, instance, started_at, team, channel, user_id, source, "
-                    "text, command, request, allowed, rule, reason) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                    "INSERT INTO chatdock_audit (request_id, instance, started_at, team, user_team, channel, user_id, "
+                    "source, text, command, request, allowed, rule, reason) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                     params,
                 )
             )
@@ -571,6 +576,7 @@ class AuditStore:
             networks,
             duration,
             delivery,
+            user_team,
         ) = row
         return {
             "id": int(row_id),
@@ -578,6 +584,7 @@ class AuditStore:
             "time": iso(started),
             "ended": iso(ended),
             "team": team,
+            "user_team": user_team or "",
             "channel": channel,
             "user": user,
             "source": source,
@@ -747,6 +754,8 @@ class SqliteAudit(AuditStore):
         columns = {str(row[1]) for row in run(f"PRAGMA table_info({TABLE})", ())}
         if "delivery" not in columns:
             run(f"ALTER TABLE {TABLE} ADD COLUMN delivery TEXT", ())
+        if "user_team" not in columns:
+            run(f"ALTER TABLE {TABLE} ADD COLUMN user_team TEXT NOT NULL DEFAULT ''", ())
 
     def integrity_check(self) -> str:
         rows = self._call(lambda run: run("PRAGMA integrity_check", ()))
@@ -776,7 +785,8 @@ def _schema(primary_key: str, real: str, boolean: str) -> list[str]:
             container_ids TEXT NOT NULL DEFAULT '[]',
             network_ids TEXT NOT NULL DEFAULT '[]',
             duration_ms {real},
-            delivery TEXT
+            delivery TEXT,
+            user_team TEXT NOT NULL DEFAULT ''
         )""",
         f"CREATE INDEX IF NOT EXISTS {TABLE}_channel ON {TABLE} (channel, started_at)",
         f"CREATE INDEX IF NOT EXISTS {TABLE}_started ON {TABLE} (started_at)",
@@ -865,6 +875,7 @@ class PostgresAudit(AuditStore):
             "SELECT pg_advisory_xact_lock(hashtext('chatdock_audit_schema'))",
             *_schema("BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY", "DOUBLE PRECISION", "BOOLEAN"),
             f"ALTER TABLE {TABLE} ADD COLUMN IF NOT EXISTS delivery TEXT",  # logs created before the column
+            f"ALTER TABLE {TABLE} ADD COLUMN IF NOT EXISTS user_team TEXT NOT NULL DEFAULT ''",
         ]
 
 

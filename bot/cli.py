@@ -8,19 +8,18 @@ import os
 import sys
 from pathlib import Path
 
-from pydantic import ValidationError
-
 from bot.config import Settings
-from bot.policy import PolicyError, load_policy_file
+from bot.policy import PolicyError, load_policy_file, policy_warnings
 
 
 def _settings() -> Settings:
-    try:
-        return Settings()
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise SystemExit(f"chatdock: bad setting {where.upper()}: {first['msg']}") from None
+    """Settings for commands that need nothing else checked; every malformed variable named, one line each."""
+    from bot.startup import read_settings
+
+    settings, problems = read_settings()
+    if problems:
+        raise SystemExit("\n".join(f"chatdock: {line}" for line in problems))
+    return settings
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -60,17 +59,20 @@ def _parser() -> argparse.ArgumentParser:
 def _shell(args: argparse.Namespace) -> int:
     from bot import shell
     from bot.models import Actor
-    from bot.wiring import build_pipeline, load_policy
+    from bot.startup import check_local, read_settings
+    from bot.wiring import build_pipeline
 
-    settings = _settings()
-    if args.policy is not None:
-        settings = settings.model_copy(update={"policy": args.policy})
-    try:
-        policy, source = load_policy(settings, allow_builtin=True)
-    except PolicyError as exc:
-        print("\n".join(f"{exc.source}: {p}" for p in exc.problems), file=sys.stderr)
+    settings, problems = read_settings(**({"policy": args.policy} if args.policy is not None else {}))
+    local = check_local(settings, need_policy_file=False)  # the same checks and wording as `serve`
+    for line in local.warnings:
+        print(f"chatdock: {line}", file=sys.stderr)
+    if problems or local.errors:
+        local.close()
+        print("\n".join(f"chatdock: {line}" for line in problems + local.errors), file=sys.stderr)
         return 2
-    pipeline = build_pipeline(settings, policy)
+    assert local.policy is not None
+    policy, source = local.policy, local.policy_source
+    pipeline = build_pipeline(settings, policy, auditor=local.store)
     user = args.user or "local"
     actor = Actor(user=user, channel=args.channel, groups=tuple(args.group), name=os.environ.get("USER", user))
     return shell.main(pipeline, actor, command=args.command, as_json=args.json, policy_source=source)
@@ -90,6 +92,8 @@ def _policy_check(args: argparse.Namespace) -> int:
         for problem in exc.problems:
             print(f"{exc.source}: {problem}", file=sys.stderr)
         return 1
+    for warning in policy_warnings(args.file.read_text(encoding="utf-8"), policy):
+        print(f"{args.file}: warning: {warning}", file=sys.stderr)
     print(f"{args.file}: ok ({len(policy.roles)} roles, {len(policy.grants)} grants, {len(policy.images)} image rules)")
     return 0
 

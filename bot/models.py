@@ -17,13 +17,20 @@ class Frozen(BaseModel):
 
 
 class Actor(Frozen):
-    """The person a request comes from, as Slack identifies them (IDs, never display names)."""
+    """The person a request comes from, as Slack identifies them (IDs, never display names).
+
+    ``team`` is the workspace the request came through; ``user_team`` the person's own workspace, and
+    ``external`` whether that is another organisation than the one chatdock is installed in (a Slack Connect
+    channel): the front door decides it, and policy then admits them only where a grant names them or their
+    workspace. The local shell's person is never external."""
 
     user: str
     channel: str = ""
     team: str = ""
     groups: tuple[str, ...] = ()
     name: str = ""
+    user_team: str = ""
+    external: bool = False
 
 
 class Decision(Frozen):

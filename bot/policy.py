@@ -10,6 +10,18 @@ Extensions to the documented file format (all optional):
 - ``ports`` may hold ``"random"``: publishing to a host port the engine picks (``-p 80``).
 - ``networks: {names: [globs], protect: [globs]}``: networks commands may touch besides chatdock's own.
 - ``redact: [words]``: extra environment-name words whose values are masked in output.
+- ``teams`` on a grant: Slack workspaces (``T...``) besides the installing one whose people it admits.
+
+Lists never widen the policy. An empty list matches nothing (``users: []`` is nobody, ``channels: []`` no
+channel, ``images: []`` no image); only ``"*"`` means anyone or anything; an omitted key keeps its documented
+default (a grant without ``channels`` applies in every channel, without ``teams`` only to the installing
+workspace's people). A grant that names nobody (no users, no groups) matches nobody. So removing an entry from
+an allow-list never grants more than before. The documented exceptions are what only ever takes away:
+``containers.protect`` and ``networks.protect`` are deny-lists (removing from them allows more, as meant),
+``redact`` masks more when it lists more, and ``containers.labels`` is one selector a container must match in
+full, as ``docker ps --filter label=...`` (removing a label from it selects more; ``{}`` selects nothing).
+A YAML key left without a value (``users:``) is an empty list. ``chatdock policy check`` warns about every
+empty list and every grant that names nobody (:func:`policy_warnings`).
 """
 
 from __future__ import annotations
@@ -21,7 +33,15 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from bot.errors import UsageError
 from bot.humanize import parse_memory
@@ -54,6 +74,30 @@ class _Misplaced(ValueError):
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    @field_validator("*", mode="before")
+    @classmethod
+    def _null_is_empty(cls, value: Any, info: ValidationInfo) -> Any:
+        """``users:`` with nothing under it is the emptied list the operator left, never "unset"."""
+        if value is None and info.field_name in _LIST_FIELDS:
+            return ()
+        if value is None and info.field_name in _MAPPING_FIELDS:
+            return {}
+        return value
+
+    @field_validator("*")
+    @classmethod
+    def _no_blank_entries(cls, value: Any) -> Any:
+        if isinstance(value, tuple) and any(isinstance(v, str) and not v.strip() for v in value):
+            raise ValueError("an empty entry ('') is neither an ID nor a pattern; remove it")
+        return value
+
+
+_LIST_FIELDS = frozenset(
+    {"commands", "include", "users", "groups", "channels", "teams", "names", "protect"}
+    | {"grants", "images", "ports", "redact"}
+)
+_MAPPING_FIELDS = frozenset({"roles", "labels"})
+
 
 class Role(_Strict):
     commands: tuple[str, ...] = ()
@@ -61,17 +105,25 @@ class Role(_Strict):
 
 
 class Grant(_Strict):
+    """Who gets a role: people named by Slack user ID (``"*"`` = anyone) or by user group, in ``channels``
+    (omitted: every channel). People from other Slack workspaces (Slack Connect) match only when named by
+    user ID, or when ``teams`` admits their workspace (``"*"``: every other workspace)."""
+
     role: str
     users: tuple[str, ...] = ()
     groups: tuple[str, ...] = ()
-    channels: tuple[str, ...] = ()
+    channels: tuple[str, ...] = (ANY,)
+    teams: tuple[str, ...] = ()
 
     def matches(self, actor: Actor) -> bool:
-        if self.users or self.groups:
-            who = ANY in self.users or actor.user in self.users or bool(set(self.groups) & set(actor.groups))
-            if not who:
-                return False
-        return not self.channels or ANY in self.channels or actor.channel in self.channels
+        if not actor.user:
+            return False
+        named = actor.user in self.users
+        if not (named or ANY in self.users or set(self.groups) & set(actor.groups)):
+            return False
+        if actor.external and not named and not (ANY in self.teams or actor.user_team in self.teams):
+            return False
+        return ANY in self.channels or actor.channel in self.channels
 
 
 class ContainerScope(_Strict):
@@ -89,11 +141,17 @@ class Limits(_Strict):
     memory: str | None = None
     cpus: float | None = None
 
+    @field_validator("memory", mode="before")
+    @classmethod
+    def _bytes(cls, value: Any) -> Any:
+        """``memory: 536870912`` is a YAML integer: bytes, as docker reads a bare number."""
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
     @field_validator("memory")
     @classmethod
     def _memory(cls, value: str | None) -> str | None:
-        if value is not None:
-            parse_memory_value(value)
+        if value is not None and parse_memory_value(value) == 0:
+            raise ValueError("memory must be greater than 0 (leave it out for no limit)")
         return value
 
     @field_validator("cpus")
@@ -208,8 +266,15 @@ def _locate(document: str, path: tuple[str | int, ...]) -> str:
     return f"line {line}: " if line else ""
 
 
+def _line_of(problem: str) -> int:
+    match = re.match(r"line (\d+): ", problem)
+    return int(match.group(1)) if match else 0
+
+
 def load_policy_text(text: str, *, source: str = "policy", known_commands: Iterable[str] = ()) -> Policy:
-    """Parse and validate a policy document; every problem is reported with where it is."""
+    """Parse and validate a policy document. Every problem is reported at once, each with where it is, in
+    the order of the file: field errors, references to roles that do not exist, include cycles and unknown
+    commands are all looked for, even when other parts of the file are wrong."""
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -220,14 +285,16 @@ def load_policy_text(text: str, *, source: str = "policy", known_commands: Itera
         raw = {}
     if not isinstance(raw, dict):
         raise PolicyError(source, ["line 1: the policy must be a mapping with roles, grants, images, ..."])
+    problems: list[str] = []
+    misplaced: list[str] = []
+    policy: Policy | None = None
     try:
         policy = Policy.model_validate(raw)
     except ValidationError as exc:
-        problems = []
         for error in exc.errors():
-            misplaced = (error.get("ctx") or {}).get("error")
-            if isinstance(misplaced, _Misplaced):  # raised by a model validator: pydantic's loc is empty
-                problems.append(f"{_locate(text, misplaced.path)}{misplaced}")
+            found = (error.get("ctx") or {}).get("error")
+            if isinstance(found, _Misplaced):  # references are checked below on the raw document, whatever else
+                misplaced.append(f"{_locate(text, found.path)}{found}")  # is wrong; this is only a fallback
                 continue
             path = tuple(error["loc"])
             dotted = ".".join(str(p) for p in path) or "policy"
@@ -235,18 +302,98 @@ def load_policy_text(text: str, *, source: str = "policy", known_commands: Itera
             if error["type"] == "extra_forbidden":
                 message = "unknown key"
             problems.append(f"{_locate(text, path)}{dotted}: {message}")
-        raise PolicyError(source, problems) from None
-    known = set(known_commands)
-    if known:
-        problems = []
-        for name, role in policy.roles.items():
-            for index, command in enumerate(role.commands):
-                if command != ANY and command not in known:
-                    where = _locate(text, ("roles", name, "commands", index))
-                    problems.append(f"{where}roles.{name}.commands: unknown command '{command}'")
-        if problems:
-            raise PolicyError(source, problems)
+    problems += [f"{_locate(text, path)}{message}" for path, message in _reference_problems(raw, set(known_commands))]
+    if problems or policy is None:
+        raise PolicyError(source, sorted(problems or misplaced, key=_line_of))
     return policy
+
+
+_EMPTY_MEANS = {
+    "labels": "empty, so it selects no container",
+    "roles": "empty, so no role exists to grant",
+    "teams": "empty list, so it admits no other workspace",
+    "protect": "empty list, so it protects nothing",
+    "redact": "empty list, so it adds no secret words",
+}
+
+
+def policy_warnings(text: str, policy: Policy) -> list[str]:
+    """What ``chatdock policy check`` warns about in a valid policy, located like errors: every list (or
+    mapping) written empty, which matches nothing, and every grant that names nobody."""
+    warnings: list[str] = []
+
+    def empty(path: tuple[str | int, ...], what: str) -> None:
+        dotted = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
+        warnings.append(f"{_locate(text, path)}{dotted}: {what}")
+
+    def walk(model: BaseModel, path: tuple[str | int, ...]) -> None:
+        for field in sorted(model.model_fields_set, key=list(type(model).model_fields).index):
+            value = getattr(model, field)
+            here = (*path, field)
+            if isinstance(value, tuple | dict) and not value:
+                empty(here, _EMPTY_MEANS.get(field, "empty list, so it matches nothing"))
+            elif isinstance(value, dict):
+                for key, item in value.items():
+                    if isinstance(item, BaseModel):
+                        walk(item, (*here, key))
+            elif isinstance(value, tuple):
+                for index, item in enumerate(value):
+                    if isinstance(item, BaseModel):
+                        walk(item, (*here, index))
+            elif isinstance(value, BaseModel):
+                walk(value, here)
+
+    walk(policy, ())
+    for index, grant in enumerate(policy.grants):
+        if not grant.users and not grant.groups:
+            empty(("grants", index), "names nobody (no users, no groups), so it matches nobody")
+    return sorted(warnings, key=_line_of)
+
+
+def _mapping(value: Any) -> dict[Any, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _sequence(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _reference_problems(raw: dict[str, Any], known: set[str]) -> list[tuple[tuple[str | int, ...], str]]:
+    """Unknown roles (in grants and includes), include cycles and unknown commands, read from the document as
+    written, so they are reported together with any field errors."""
+    found: list[tuple[tuple[str | int, ...], str]] = []
+    roles = _mapping(raw.get("roles"))
+    includes: dict[str, list[str]] = {}
+    for name, written in roles.items():
+        body = _mapping(written)
+        includes[str(name)] = [str(i) for i in _sequence(body.get("include")) if isinstance(i, str)]
+        for included in includes[str(name)]:
+            if included not in roles:
+                found.append((("roles", name, "include"), f"roles.{name}.include: unknown role '{included}'"))
+        for index, command in enumerate(_sequence(body.get("commands"))):
+            if known and isinstance(command, str) and command != ANY and command not in known:
+                message = f"roles.{name}.commands: unknown command '{command}'"
+                found.append((("roles", name, "commands", index), message))
+    for index, grant in enumerate(_sequence(raw.get("grants"))):
+        role = _mapping(grant).get("role")
+        if isinstance(role, str) and role not in roles:
+            found.append((("grants", index, "role"), f"grants[{index}].role: unknown role '{role}'"))
+    reported: set[frozenset[str]] = set()
+
+    def walk(name: str, path: tuple[str, ...]) -> None:
+        if name in path:
+            cycle = path[path.index(name) :]
+            if frozenset(cycle) not in reported:
+                reported.add(frozenset(cycle))
+                shown = " -> ".join((*cycle, name))
+                found.append((("roles", name, "include"), f"roles.{name}.include: cycle {shown}"))
+            return
+        for included in includes.get(name, []):
+            walk(included, (*path, name))
+
+    for name in includes:
+        walk(name, ())
+    return found
 
 
 def load_policy_file(path: Path, *, known_commands: Iterable[str] = ()) -> Policy:
@@ -463,30 +610,37 @@ def parse_image(text: str) -> ImageRef:
     return ImageRef(repository=repository, tag=tag, digest=digest)
 
 
-def image_allowed(policy: Policy, image: ImageRef) -> Decision:
-    """Check an image against ``images`` (globs on repository or repository:tag) before anything is pulled."""
+def _image_pattern(policy: Policy, image: ImageRef) -> str | None:
+    """The first glob in ``images`` that names ``image`` (``@local`` names none)."""
     for pattern in policy.images:
         if pattern == "@local":
-            return allow("images[@local]", f"{image.original} may run if it is already on this host")
-        target = image.with_tag if ":" in pattern.rsplit("/", 1)[-1] else image.repository
-        if ":" in pattern.rsplit("/", 1)[-1] and image.digest and not image.tag:
+            continue
+        tagged = ":" in pattern.rsplit("/", 1)[-1]
+        if tagged and image.digest and not image.tag:
             continue  # a tag pattern says nothing about a digest
-        if fnmatch.fnmatchcase(target, pattern):
-            return allow(f"images[{pattern}]", f"{image.original} matches '{pattern}'")
+        if fnmatch.fnmatchcase(image.with_tag if tagged else image.repository, pattern):
+            return pattern
+    return None
+
+
+def image_allowed(policy: Policy, image: ImageRef) -> Decision:
+    """Check an image against ``images`` (globs on repository or repository:tag) before anything is pulled.
+    A pattern that names the image wins over ``"@local"``, wherever each stands: it also allows pulling, so
+    removing ``"@local"`` from the list can never start allowing a pull."""
+    named = _image_pattern(policy, image)
+    if named is not None:
+        return allow(f"images[{named}]", f"{image.original} matches '{named}'")
+    if "@local" in policy.images:
+        return allow("images[@local]", f"{image.original} may run if it is already on this host")
     return deny("images", f"Image {image.original} is not allowed by policy")
 
 
 def pull_allowed(policy: Policy, image: ImageRef) -> Decision:
     """May ``image`` be fetched from its registry? Only a glob in ``images`` says so: ``@local`` never pulls.
     Decided on the reference as typed, before anything is fetched."""
-    for pattern in policy.images:
-        if pattern == "@local":
-            continue
-        target = image.with_tag if ":" in pattern.rsplit("/", 1)[-1] else image.repository
-        if ":" in pattern.rsplit("/", 1)[-1] and image.digest and not image.tag:
-            continue
-        if fnmatch.fnmatchcase(target, pattern):
-            return allow(f"images[{pattern}]", f"{image.original} matches '{pattern}'")
+    named = _image_pattern(policy, image)
+    if named is not None:
+        return allow(f"images[{named}]", f"{image.original} matches '{named}'")
     if "@local" in policy.images:
         return deny(
             "images[@local]",

@@ -10,12 +10,14 @@ it does not. ``slack_client`` is the last ``auth.test`` (refreshed every minute 
 Socket Mode, whether the socket is connected; it is reported but does not fail the check, so a Slack outage
 does not get a healthy bot restarted in a loop.
 
-Start-up problems (a missing or malformed setting, an unreadable policy, a token Slack refuses) stop the process
-with one line on stderr and exit status 2; secrets are never printed.
+Start-up problems stop the process with exit status 2: every bad local setting at once, one line each
+(:mod:`bot.startup`, the same checks and words as the shell), before Slack is contacted; then a token Slack
+refuses, or a Slack that cannot be reached (naming the URL tried and why). Secrets are never printed.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import re
@@ -28,13 +30,14 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import ValidationError
 from slack_bolt import App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_bolt.error import BoltError
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 
 from bot.config import Settings
 from bot.engine import Engine
@@ -43,7 +46,8 @@ from bot.periodic import Periodic
 from bot.pipeline import Auditor, Pipeline
 from bot.policy import PolicyError
 from bot.respond import Deliverer, ResponseUrlClient, api_error
-from bot.slack_app import AckFirst, GroupDirectory, create_app
+from bot.slack_app import AckFirst, GroupDirectory, SlackHome, create_app
+from bot.startup import check_local, read_settings
 from bot.wiring import build_pipeline, build_web_client, load_policy
 
 if TYPE_CHECKING:
@@ -52,6 +56,7 @@ if TYPE_CHECKING:
     from slack_bolt.adapter.socket_mode import SocketModeHandler
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 EVENTS_PATH = "/slack/events"
 HEALTH_PATH = "/healthz"
@@ -64,51 +69,34 @@ class ConfigError(Exception):
 
 
 # -- settings ----------------------------------------------------------------------------------------------
-def load_settings(**overrides: Any) -> Settings:
-    """Settings from the environment, or :class:`ConfigError` naming the variable that is wrong."""
-    try:
-        settings = Settings()
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        name = _env_name(str(first["loc"][0])) if first["loc"] else "a setting"
-        raise ConfigError(f"bad setting {name}: {first['msg']}") from None
-    return settings.model_copy(update=overrides) if overrides else settings
-
-
-def _env_name(field_name: str) -> str:
-    if field_name.startswith("slack_") or field_name == "docker_host":
-        return field_name.upper()
-    return f"CHATDOCK_{field_name.upper()}"
-
-
-def check_settings(settings: Settings, *, socket_mode: bool) -> None:
-    """Refuse to start without what the chosen mode needs; each message names the variable and the fix."""
+def slack_setting_problems(settings: Settings, *, socket_mode: bool) -> list[str]:
+    """Every Slack setting the chosen mode needs and lacks, one line each, naming the variable and the fix."""
+    problems: list[str] = []
     token = settings.slack_bot_token.get_secret_value().strip() if settings.slack_bot_token else ""
     if not token:
-        raise ConfigError("SLACK_BOT_TOKEN is not set (the app's Bot User OAuth Token, xoxb-...)")
-    if not re.fullmatch(r"(xoxe\.)?xoxb-[A-Za-z0-9-]+", token):
-        raise ConfigError("SLACK_BOT_TOKEN does not look like a bot token (it starts with xoxb-)")
+        problems.append("SLACK_BOT_TOKEN is not set (the app's Bot User OAuth Token, xoxb-...)")
+    elif not re.fullmatch(r"(xoxe\.)?xoxb-[A-Za-z0-9-]+", token):
+        problems.append("SLACK_BOT_TOKEN does not look like a bot token (it starts with xoxb-)")
     if socket_mode:
         app_token = settings.slack_app_token.get_secret_value().strip() if settings.slack_app_token else ""
         if not app_token:
-            raise ConfigError("Socket Mode needs SLACK_APP_TOKEN (an app-level token with connections:write, xapp-...)")
-        if not re.fullmatch(r"xapp-[A-Za-z0-9-]+", app_token):
-            raise ConfigError("SLACK_APP_TOKEN does not look like an app-level token (it starts with xapp-)")
+            problems.append("Socket Mode needs SLACK_APP_TOKEN (an app-level token with connections:write, xapp-...)")
+        elif not re.fullmatch(r"xapp-[A-Za-z0-9-]+", app_token):
+            problems.append("SLACK_APP_TOKEN does not look like an app-level token (it starts with xapp-)")
     else:
         secret = settings.slack_signing_secret.get_secret_value().strip() if settings.slack_signing_secret else ""
         if not secret:
-            raise ConfigError(
+            problems.append(
                 "SLACK_SIGNING_SECRET is not set (HTTP mode verifies every request with it; "
                 "or set SLACK_APP_TOKEN to use Socket Mode)"
             )
-        if len(secret) < 16 or re.search(r"\s", secret):
-            raise ConfigError(
+        elif len(secret) < 16 or re.search(r"\s", secret):
+            problems.append(
                 "SLACK_SIGNING_SECRET looks malformed (Slack's is 32 hex characters, from Basic Information)"
             )
     if not re.match(r"https?://[^/\s]+", settings.slack_api_url):
-        raise ConfigError("SLACK_API_URL must be an http(s) URL such as https://slack.com/api/")
-    if settings.policy is None:
-        raise ConfigError("CHATDOCK_POLICY is not set; `serve` needs a policy file (see policy.example.yml)")
+        problems.append("SLACK_API_URL must be an http(s) URL such as https://slack.com/api/")
+    return problems
 
 
 def resolve_mode(settings: Settings, *, socket: bool = False, http: bool = False) -> bool:
@@ -242,6 +230,7 @@ class Server:
     owns_engine: bool = False
     read_executor: ThreadPoolExecutor | None = None
     idle_trim: IdleTrim | None = None
+    home: SlackHome = field(default_factory=SlackHome)
     _thread: threading.Thread | None = field(default=None, repr=False)
     _running: bool = field(default=False, repr=False)
     _stopped: bool = field(default=False, repr=False)
@@ -292,6 +281,9 @@ class Server:
         self._start_background()
         mode = "Socket Mode (HTTP serves /healthz only)" if self.socket_mode else f"HTTP ({EVENTS_PATH})"
         log.info("chatdock serving %s on %s", mode, self.url)
+        home = self.home
+        where = f"org {home.enterprise} (org-wide install)" if home.org_wide else f"workspace {home.team or '?'}"
+        log.info("installed in Slack %s: people from any other workspace are external to the policy", where)
 
         def on_term(_signum: int, _frame: FrameType | None) -> None:
             raise SystemExit(0)  # waitress' loop catches it and returns
@@ -390,6 +382,8 @@ def build_server(
     deliverer = Deliverer(client=client, response_urls=ResponseUrlClient())
     groups = GroupDirectory(client)
     ack_first = AckFirst()
+    identity = _quietly(client.auth_test).data  # who installed us; bolt's own auth.test follows in create_app
+    home = SlackHome.from_auth_test(identity if isinstance(identity, dict) else {})
     app = create_app(
         settings=settings,
         pipeline=pipeline,
@@ -400,6 +394,7 @@ def build_server(
         listener_executor=listener_executor,
         ack_first=ack_first,
         read_executor=read_executor,
+        home=home,
     )
     probe = SlackProbe(client)
     socket_handler = None
@@ -442,24 +437,45 @@ def build_server(
         socket_mode=socket_mode,
         socket_handler=socket_handler,
         owns_engine=owns_engine,
+        home=home,
     )
 
 
 def main(*, socket: bool, http: bool, host: str, port: int, policy: Path | None = None) -> int:
-    """``chatdock serve``: 0 after a clean stop, 2 when a setting stops start-up (one line on stderr)."""
+    """``chatdock serve``: 0 after a clean stop, 2 when settings stop start-up. Every bad local setting is
+    reported at once, one line each on stderr (:mod:`bot.startup`, shared with the shell), before Slack is
+    contacted; then Slack's refusal or unreachability, naming the URL it tried and why."""
     settle_malloc()
+    settings, problems = read_settings(**({"policy": policy} if policy is not None else {}))
+    socket_mode = resolve_mode(settings, socket=socket, http=http)
+    problems += slack_setting_problems(settings, socket_mode=socket_mode)
+    local = check_local(settings, need_policy_file=True, listen=(host, port))
+    for line in local.warnings:
+        print(f"chatdock: {line}", file=sys.stderr)
+    if problems or local.errors:
+        local.close()
+        for line in problems + local.errors:
+            print(f"chatdock: {line}", file=sys.stderr)
+        return 2
+    assert local.policy is not None and local.store is not None
     try:
-        settings = load_settings(**({"policy": policy} if policy is not None else {}))
-        socket_mode = resolve_mode(settings, socket=socket, http=http)
-        check_settings(settings, socket_mode=socket_mode)
-        server = _build_or_explain(settings, host=host, port=port, socket_mode=socket_mode)
+        pipeline = build_pipeline(settings, local.policy, auditor=local.store)
+        server = _build_or_explain(settings, host=host, port=port, socket_mode=socket_mode, pipeline=pipeline)
     except ConfigError as exc:
+        local.close()
         print(f"chatdock: {exc}", file=sys.stderr)
         return 2
     try:
         server.connect()
-    except Exception as exc:
+    except SlackApiError as exc:
         print(f"chatdock: Socket Mode could not connect (apps.connections.open: {api_error(exc)})", file=sys.stderr)
+        server.stop(drain=0)
+        return 2
+    except Exception as exc:
+        print(
+            f"chatdock: Socket Mode could not connect: {unreachable(settings, 'apps.connections.open', exc)}",
+            file=sys.stderr,
+        )
         server.stop(drain=0)
         return 2
     freeze_startup_objects()
@@ -467,19 +483,65 @@ def main(*, socket: bool, http: bool, host: str, port: int, policy: Path | None 
     return 0
 
 
-def _build_or_explain(settings: Settings, *, host: str, port: int, socket_mode: bool) -> Server:
+def slack_url(settings: Settings, method: str) -> str:
+    """The Web API URL of ``method`` as chatdock calls it, without any credentials or query a URL might carry."""
+    base = settings.slack_api_url if settings.slack_api_url.endswith("/") else settings.slack_api_url + "/"
+    parts = urlsplit(base + method)
+    host = parts.hostname or ""
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        port = ""
+    return urlunsplit((parts.scheme, f"[{host}]{port}" if ":" in host else f"{host}{port}", parts.path, "", ""))
+
+
+def unreachable(settings: Settings, method: str, exc: BaseException) -> str:
+    """ "cannot reach Slack at URL: why", for a connection that failed before Slack answered."""
+    reason: Any = getattr(exc, "reason", None) or exc
+    strerror = reason.strerror if isinstance(reason, OSError) else None
+    why = strerror or str(reason) or type(reason).__name__
+    return f"cannot reach Slack at {slack_url(settings, method)}: {why} (check SLACK_API_URL and the network)"
+
+
+def _quietly(call: Callable[[], T]) -> T:
+    """Run a start-up Web API call with slack_sdk's own logging muted: a failure is reported once, by the
+    caller, in one line (slack_sdk's lines would repeat it, with the whole URL)."""
+    logger = logging.getLogger("slack_sdk.web.base_client")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        return call()
+    finally:
+        logger.setLevel(level)
+
+
+def _build_or_explain(
+    settings: Settings, *, host: str, port: int, socket_mode: bool, pipeline: Pipeline | None = None
+) -> Server:
     """:func:`build_server`, with each start-up failure turned into one line."""
     try:
-        return build_server(settings, host=host, port=port, socket_mode=socket_mode)
+        server = build_server(settings, host=host, port=port, socket_mode=socket_mode, pipeline=pipeline)
     except PolicyError as exc:
         more = (
             f" (and {len(exc.problems) - 1} more; run `chatdock policy check {exc.source}`)" if exc.problems[1:] else ""
         )
         raise ConfigError(f"CHATDOCK_POLICY {exc.source}: {exc.problems[0]}{more}") from None
+    except SlackApiError as exc:  # chatdock's own auth.test, which learns the installing workspace
+        status = exc.response.status_code
+        if status != 200 and not exc.response.get("error"):
+            raise ConfigError(
+                f"Slack at {slack_url(settings, 'auth.test')} answered HTTP {status} (check SLACK_API_URL)"
+            ) from None
+        raise ConfigError(f"Slack refused SLACK_BOT_TOKEN (auth.test: {api_error(exc)})") from None
     except BoltError as exc:  # bolt's eager auth.test; the SlackApiError it wraps has Slack's word for why
         error = api_error(exc.__context__) if exc.__context__ is not None else "failed"
         raise ConfigError(f"Slack refused SLACK_BOT_TOKEN (auth.test: {error})") from None
-    except OSError as exc:  # the port is taken, or Slack's API cannot be reached for auth.test
-        raise ConfigError(f"cannot start: {exc.strerror or type(exc).__name__}") from None
+    except OSError as exc:  # Slack's API cannot be reached for auth.test, or the port was taken meanwhile
+        if getattr(exc, "errno", None) in (errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL):
+            raise ConfigError(f"--port {port}: cannot listen on {host}:{port} ({exc.strerror})") from None
+        raise ConfigError(unreachable(settings, "auth.test", exc)) from None
     except SystemExit as exc:  # wiring's own one-line refusals (an audit log that cannot be opened, ...)
         raise ConfigError(str(exc.code).removeprefix("chatdock: ")) from None
+    if pipeline is not None:
+        server.owns_engine = True  # built here for this server: closed with it
+    return server

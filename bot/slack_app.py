@@ -11,6 +11,10 @@ checked, the pipeline runs ``stop <id>`` (etc.) for the clicker with the state t
 original message is replaced on success ("stopped by @who"); a refusal or a stale button answers only the
 clicker and leaves the message alone.
 
+Who is asking: the Actor carries the person's own workspace (:func:`command_user_team`,
+:func:`click_user_team`) and whether it is outside the installing organisation (:class:`SlackHome`, from
+``auth.test`` at start); policy admits such people only by user ID or by a grant's ``teams``.
+
 User groups (for grants by group) come from :class:`GroupDirectory`, refreshed in the background; a request
 never waits for Slack's ``usergroups.list``.
 
@@ -74,6 +78,48 @@ STATE_CHANGING = frozenset({"stop", "start", "restart", "rm", "rmi"})
 BUTTON_INVALID = "This button is not valid (it may be from an older chatdock, or altered); nothing was done."
 SHUTTING_DOWN = "chatdock is restarting and did not run this; try again in a minute."
 REPLAYED = "This exact request was already received once (a replay); nothing was done."
+
+
+@dataclasses.dataclass(frozen=True)
+class SlackHome:
+    """The organisation chatdock is installed in, from ``auth.test`` at start: the workspace (``team_id``) and,
+    for an org-wide Enterprise Grid install (``is_enterprise_install``), the whole enterprise. Anyone else, such
+    as a partner in a Slack Connect channel, is *external*: policy admits them only by user ID or by ``teams``.
+    Unknown (no team in the answer) means nobody is at home: fail closed."""
+
+    team: str = ""
+    enterprise: str = ""
+    org_wide: bool = False
+
+    @classmethod
+    def from_auth_test(cls, answer: Mapping[str, Any]) -> SlackHome:
+        return cls(
+            team=str(answer.get("team_id") or ""),
+            enterprise=str(answer.get("enterprise_id") or ""),
+            org_wide=bool(answer.get("is_enterprise_install")),
+        )
+
+    def is_home(self, user_team: str, enterprise: str = "") -> bool:
+        if self.org_wide and self.enterprise:
+            return enterprise == self.enterprise
+        return bool(self.team) and user_team == self.team
+
+
+def command_user_team(body: Mapping[str, Any]) -> tuple[str, str]:
+    """The typing person's own workspace and enterprise from a slash command's form fields. Slack sends
+    ``team_id`` (the workspace the person typed in: their own, in a Slack Connect channel) and, on Enterprise
+    Grid, ``enterprise_id``; a ``user_team`` field, as Events API payloads carry, wins when present."""
+    team = str(body.get("user_team") or body.get("team_id") or "")
+    return team, str(body.get("enterprise_id") or "")
+
+
+def click_user_team(body: Mapping[str, Any]) -> tuple[str, str]:
+    """The clicking person's own workspace and enterprise from a ``block_actions`` payload: ``user.team_id`` is
+    always theirs; ``team.id`` is where the click happened (``null`` for org-wide installs)."""
+    user = body.get("user") or {}
+    team = str(user.get("team_id") or (body.get("team") or {}).get("id") or "")
+    enterprise = str((body.get("enterprise") or {}).get("id") or user.get("enterprise_id") or "")
+    return team, enterprise
 
 
 def internal_error(request_id: str) -> str:
@@ -232,7 +278,9 @@ class _Listeners:
         ack_first: AckFirst | None = None,
         read_executor: ThreadPoolExecutor | None = None,
         progress_interval: float = 3.0,
+        home: SlackHome | None = None,
     ) -> None:
+        self.home = home or SlackHome()
         self.pipeline = pipeline
         self.executor = executor
         self.read_executor = read_executor or executor
@@ -250,6 +298,7 @@ class _Listeners:
             channel=body.get("channel_id", ""),
             team=body.get("team_id", ""),
             name=body.get("user_name", ""),
+            own=command_user_team(body),
         )
         text = COMMANDS.get(str(body.get("command", "")), "") + str(body.get("text", ""))
         if not self.replays.first_time(str(body.get("trigger_id") or "")):
@@ -330,6 +379,7 @@ class _Listeners:
             channel=str((body.get("channel") or {}).get("id") or container.get("channel_id") or ""),
             team=str((body.get("team") or {}).get("id") or user.get("team_id") or ""),
             name=str(user.get("username") or user.get("name") or ""),
+            own=click_user_team(body),
         )
         response_url = body.get("response_url") or None
         if response_url:
@@ -412,9 +462,14 @@ class _Listeners:
         self._record(request_id, actor, status, received)
 
     # -- helpers ---------------------------------------------------------------------------------------
-    def _actor(self, *, user: str, channel: str, team: str, name: str) -> Actor:
+    def _actor(self, *, user: str, channel: str, team: str, name: str, own: tuple[str, str]) -> Actor:
+        """The Actor for a command or a click; ``own`` is the person's own (workspace, enterprise)."""
         groups = self.groups.groups_of(user) if self.groups is not None else ()
-        return Actor(user=user, channel=channel, team=team, name=name, groups=groups)
+        user_team, enterprise = own
+        external = not self.home.is_home(user_team, enterprise)
+        return Actor(
+            user=user, channel=channel, team=team, name=name, groups=groups, user_team=user_team, external=external
+        )
 
     def _submit(self, work: Callable[..., None], *, executor: ThreadPoolExecutor | None = None, **kwargs: Any) -> None:
         ack_first = self.ack_first
@@ -473,10 +528,12 @@ def create_app(
     listener_executor: ThreadPoolExecutor | None = None,
     ack_first: AckFirst | None = None,
     read_executor: ThreadPoolExecutor | None = None,
+    home: SlackHome | None = None,
 ) -> App:
     """The bolt App with chatdock's listeners. ``client`` is the WebClient every Web API call goes through;
     ``ack_first`` is the front door's (HTTP wraps each request in :meth:`AckFirst.answering`); quick reads run
-    on ``read_executor`` (``executor`` when not given), everything else on ``executor``."""
+    on ``read_executor`` (``executor`` when not given), everything else on ``executor``. ``home`` is the
+    installing organisation (people from elsewhere are external; without it, everyone is)."""
     secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
     if not secret:
         # Socket Mode needs no signing secret. An empty one would let anyone sign HTTP requests with the
@@ -501,6 +558,7 @@ def create_app(
         groups=groups,
         ack_first=ack_first,
         read_executor=read_executor,
+        home=home,
     )
 
     def on_command(ack: Ack, body: dict[str, Any]) -> None:

@@ -33,6 +33,7 @@ from bot.policy import (
     network_in_scope,
     parse_image,
     parse_range,
+    policy_warnings,
 )
 from handlers import build_registry
 from handlers.containers import PsRequest, StopRequest
@@ -84,10 +85,10 @@ def problems_of(text: str, **kwargs: Any) -> list[str]:
 def test_example_loads_as_written(policy: Policy) -> None:
     assert set(policy.roles) == {"viewer", "operator", "admin"}
     assert policy.roles["operator"].include == ("viewer",)
-    assert [(g.role, g.users, g.groups, g.channels) for g in policy.grants] == [
-        ("admin", ("U0123ADMIN",), (), ()),
-        ("operator", (), ("S0456OPS",), ("C0789OPS",)),
-        ("viewer", ("*",), (), ()),
+    assert [(g.role, g.users, g.groups, g.channels, g.teams) for g in policy.grants] == [
+        ("admin", ("U0123ADMIN",), (), ("*",), ()),  # no channels listed: every channel
+        ("operator", (), ("S0456OPS",), ("C0789OPS",), ()),
+        ("viewer", ("*",), (), ("*",), ()),  # no teams listed: the installing workspace's people only
     ]
     assert policy.images == ("nginx", "nginx:1.*", "local/*")
     assert policy.containers.labels == {"team": "web"}
@@ -375,14 +376,130 @@ def test_without_the_star_grant_strangers_get_nothing() -> None:
         ("{role: r, users: [U1], channels: [C1]}", Actor(user="U1", channel="C2"), False),
         ("{role: r, users: [U1], channels: [C1]}", Actor(user="U1"), False),
         ("{role: r, users: [U1], channels: ['*']}", Actor(user="U1", channel="C2"), True),
-        ("{role: r, channels: [C1]}", Actor(user="U7", channel="C1"), True),  # everyone in that channel
-        ("{role: r, channels: [C1]}", Actor(user="U7", channel="C2"), False),
+        # a grant that names nobody matches nobody (it used to mean "everyone in that channel")
+        ("{role: r, channels: [C1]}", Actor(user="U7", channel="C1"), False),
+        ("{role: r, users: ['*'], channels: [C1]}", Actor(user="U7", channel="C1"), True),  # everyone there
+        ("{role: r, users: ['*'], channels: [C1]}", Actor(user="U7", channel="C2"), False),
     ],
 )
 def test_grant_matching(grant: str, actor: Actor, matches: bool) -> None:
     policy = load_policy_text(f"roles: {{r: {{commands: [ps]}}}}\ngrants: [{grant}]\n")
     assert policy.grants[0].matches(actor) is matches
     assert may_run(policy, actor, "ps").allowed is matches
+
+
+OUTSIDER = Actor(user="U0EXT", channel="C1", user_team="T0PARTNER", external=True)
+
+
+@pytest.mark.parametrize(
+    ("grant", "actor", "matches"),
+    [
+        # Slack Connect: people of another organisation are not "anyone"
+        ("{role: r, users: ['*']}", OUTSIDER, False),
+        ("{role: r, users: ['*'], channels: ['*']}", OUTSIDER, False),
+        ("{role: r, users: [U0EXT]}", OUTSIDER, True),  # named by user ID
+        ("{role: r, users: ['*'], teams: [T0PARTNER]}", OUTSIDER, True),  # their workspace admitted
+        ("{role: r, users: ['*'], teams: ['*']}", OUTSIDER, True),
+        ("{role: r, users: ['*'], teams: [T0OTHER]}", OUTSIDER, False),
+        ("{role: r, users: ['*'], teams: []}", OUTSIDER, False),
+        ("{role: r, users: [U0EXT], teams: []}", OUTSIDER, True),  # naming them is enough
+        ("{role: r, users: [U0EXT], channels: [C2]}", OUTSIDER, False),  # channels still apply
+        ("{role: r, groups: [S1], teams: [T0PARTNER]}", OUTSIDER.model_copy(update={"groups": ("S1",)}), True),
+        # the home workspace's people are unaffected by teams
+        ("{role: r, users: ['*'], teams: [T0PARTNER]}", Actor(user="U1", user_team="T0HOME"), True),
+        ("{role: r, users: ['*']}", Actor(user="U1", user_team="T0HOME"), True),
+        # emptied lists match nothing; only "*" means anyone or any channel
+        ("{role: r, users: []}", Actor(user="U1"), False),
+        ("{role: r, users: [], groups: []}", Actor(user="U1", groups=("S1",)), False),
+        ("{role: r, users: ['*'], channels: []}", Actor(user="U1", channel="C1"), False),
+        ("{role: r, users: ['*'], channels: []}", Actor(user="U1"), False),
+        ("{role: r, users: ['*'], channels:}", Actor(user="U1", channel="C1"), False),  # key left without value
+        ("{role: r, users:}", Actor(user="U1"), False),
+        ("{role: r}", Actor(user="U1"), False),  # names nobody
+        ("{role: r, users: ['*']}", Actor(user=""), False),  # a request without a user ID is nobody
+    ],
+)
+def test_grant_matching_never_widens(grant: str, actor: Actor, matches: bool) -> None:
+    policy = load_policy_text(f"roles: {{r: {{commands: [ps]}}}}\ngrants: [{grant}]\n")
+    assert policy.grants[0].matches(actor) is matches
+    assert may_run(policy, actor, "ps").allowed is matches
+
+
+def test_an_emptied_list_anywhere_matches_nothing() -> None:
+    emptied = load_policy_text(
+        "roles: {r: {commands: []}, s: {include: [], commands: ['*']}}\n"
+        "grants: [{role: r, users: ['*']}, {role: s, users: ['*'], channels: []}]\n"
+        "images: []\nports: []\ncontainers: {names: [], labels: {}}\nnetworks: {names: []}\n"
+    )
+    assert commands_for(emptied, STRANGER) == (frozenset(), ["r"])
+    assert image_allowed(emptied, parse_image("nginx")).allowed is False
+    assert check_create_body(emptied, {"Image": "nginx", "HostConfig": {}}).rule == "images"
+    assert container_in_scope(emptied, facts("web-1", {"team": "web"})).rule == "containers.scope"
+    assert network_in_scope(emptied, network("app")).rule == "networks.scope"
+    nulls = load_policy_text("images:\nports:\ncontainers: {names:, labels:}\nnetworks: {names:}\n")
+    assert nulls == Policy()  # a key left without a value is the empty list it looks like
+
+
+def test_blank_entries_and_a_zero_memory_limit_are_refused() -> None:
+    assert problems_of("grants: [{role: r, users: ['']}]\nroles: {r: {}}\n") == [
+        "line 1: grants.0.users: an empty entry ('') is neither an ID nor a pattern; remove it"
+    ]
+    assert problems_of("images: [' ']\n") == [
+        "line 1: images: an empty entry ('') is neither an ID nor a pattern; remove it"
+    ]
+    assert problems_of("limits: {memory: 0}\n") == [
+        "line 1: limits.memory: memory must be greater than 0 (leave it out for no limit)"
+    ]
+
+
+def test_every_kind_of_problem_is_reported_at_once() -> None:
+    text = (
+        "roles:\n"
+        "  viewer: {commands: [ps, teleport], include: [ghost]}\n"
+        "  a: {include: [b]}\n"
+        "  b: {include: [a]}\n"
+        "grants:\n"
+        "  - {role: boss, users: ['*']}\n"
+        "  - {role: viewer, user: [U1]}\n"
+        "ports: [x]\n"
+    )
+    assert problems_of(text, known_commands=KNOWN) == [
+        "line 2: roles.viewer.include: unknown role 'ghost'",
+        "line 2: roles.viewer.commands: unknown command 'teleport'",
+        "line 3: roles.a.include: cycle a -> b -> a",
+        "line 6: grants[0].role: unknown role 'boss'",
+        "line 7: grants.1.user: unknown key",
+        "line 8: ports: invalid port range 'x' (use 8080 or 8000-9999)",
+    ]
+
+
+def test_policy_check_warns_about_every_empty_list() -> None:
+    text = (
+        "roles:\n"
+        "  r: {commands: []}\n"
+        "grants:\n"
+        "  - {role: r, users: []}\n"
+        "  - {role: r, channels: [C1]}\n"
+        "  - role: r\n"
+        "    users: [U1]\n"
+        "    channels:\n"
+        "    teams: []\n"
+        "images: []\n"
+        "containers: {labels: {}, protect: []}\n"
+        "ports: [80]\n"
+    )
+    assert policy_warnings(text, load_policy_text(text)) == [
+        "line 2: roles.r.commands: empty list, so it matches nothing",
+        "line 4: grants[0].users: empty list, so it matches nothing",
+        "line 4: grants[0]: names nobody (no users, no groups), so it matches nobody",
+        "line 5: grants[1]: names nobody (no users, no groups), so it matches nobody",
+        "line 8: grants[2].channels: empty list, so it matches nothing",
+        "line 9: grants[2].teams: empty list, so it admits no other workspace",
+        "line 10: images: empty list, so it matches nothing",
+        "line 11: containers.labels: empty, so it selects no container",
+        "line 11: containers.protect: empty list, so it protects nothing",
+    ]
+    assert policy_warnings(EXAMPLE, load_policy_text(EXAMPLE)) == []
 
 
 def test_commands_for(policy: Policy) -> None:
@@ -547,6 +664,15 @@ def test_may_pull(policy: Policy) -> None:
     assert may_pull(policy, parse_image("nginx:1.25")) is True
     assert may_pull(policy, parse_image("local/busybox:test")) is True
     assert may_pull(policy, parse_image("redis")) is False
+
+
+def test_a_pattern_naming_the_image_wins_over_local_wherever_it_stands() -> None:
+    # removing "@local" from this list must never start allowing a pull: nginx may be pulled with it too
+    both = load_policy_text('images: ["@local", nginx]')
+    assert image_allowed(both, parse_image("nginx")).rule == "images[nginx]"
+    assert may_pull(both, parse_image("nginx")) is True
+    assert image_allowed(both, parse_image("redis")).rule == "images[@local]"
+    assert may_pull(both, parse_image("redis")) is False
 
 
 def test_no_images_no_runs() -> None:
@@ -1125,3 +1251,27 @@ def test_builtin_policy() -> None:
     assert (
         check_create_body(policy, {"Image": "local/x", "HostConfig": {"Privileged": True}}).rule == "never:privileged"
     )
+
+
+def test_policy_check_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from bot.cli import main
+
+    path = tmp_path / "policy.yml"
+    path.write_text("roles: {r: {commands: [ps]}}\ngrants:\n  - {role: r, users: []}\nimages: []\n")
+    assert main(["policy", "check", str(path)]) == 0  # warnings only: still usable
+    out, err = capsys.readouterr()
+    assert out == f"{path}: ok (1 roles, 1 grants, 0 image rules)\n"
+    assert err.splitlines() == [
+        f"{path}: warning: line 3: grants[0].users: empty list, so it matches nothing",
+        f"{path}: warning: line 3: grants[0]: names nobody (no users, no groups), so it matches nobody",
+        f"{path}: warning: line 4: images: empty list, so it matches nothing",
+    ]
+    path.write_text("roles: {r: {commands: [ps, teleport]}}\ngrants:\n  - {role: boss}\ncolour: red\n")
+    assert main(["policy", "check", str(path)]) == 1
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.splitlines() == [  # every problem, whatever stage finds it
+        f"{path}: line 1: roles.r.commands: unknown command 'teleport'",
+        f"{path}: line 3: grants[0].role: unknown role 'boss'",
+        f"{path}: line 4: colour: unknown key",
+    ]

@@ -132,12 +132,14 @@ class SlackDriver:
         timestamp: int | None = None,
         secret: str | None = None,
         headers: dict[str, str] | None = None,
+        team: str = TEAM,
+        extra: dict[str, str] | None = None,
     ) -> Sent:
-        """``/docker TEXT`` typed by ``user``, as Slack sends it: form-encoded, signed."""
+        """``/docker TEXT`` typed by ``user`` (of workspace ``team``; ``extra`` form fields), as Slack sends it:
+        form-encoded, signed."""
         response_url = self.fake.new_response_url()
-        body = urlencode(
-            self.command_form(text, user=user, command=command, channel=channel, response_url=response_url)
-        )
+        form = self.command_form(text, user=user, command=command, channel=channel, response_url=response_url)
+        body = urlencode({**form, "team_id": team, **(extra or {})})
         if headers is None:
             headers = self.signed_headers(body, timestamp=timestamp, secret=secret)
         return self.post(body, headers, response_url)
@@ -151,19 +153,22 @@ class SlackDriver:
         channel: str = CHANNEL,
         container_id: str | None = None,
         value: str | None = None,
+        user_team: str = TEAM,
+        team: str = TEAM,
     ) -> Sent:
-        """``user`` clicks the ``chatdock:<action>`` button in ``message`` (optionally with a forged value)."""
+        """``user`` (of workspace ``user_team``, clicking in workspace ``team``) clicks the ``chatdock:<action>``
+        button in ``message`` (optionally with a forged value)."""
         block_id, button = find_button(message, action, container_id)
         response_url = self.fake.new_response_url()
         ts = f"{int(time.time())}.000{random.randint(100, 999)}"
         payload = {
             "type": "block_actions",
-            "user": {"id": user, "username": user.lower(), "name": user.lower(), "team_id": TEAM},
+            "user": {"id": user, "username": user.lower(), "name": user.lower(), "team_id": user_team},
             "api_app_id": "A0CHATDOCK",
             "token": "legacy-verification-token",
             "container": {"type": "message", "message_ts": ts, "channel_id": channel, "is_ephemeral": False},
             "trigger_id": f"{random.randint(10**9, 10**10)}.{uuid.uuid4().hex[:8]}",
-            "team": {"id": TEAM, "domain": "chatdock-test"},
+            "team": {"id": team, "domain": "chatdock-test"},
             "enterprise": None,
             "is_enterprise_install": False,
             "channel": {"id": channel, "name": "general"},

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -119,17 +120,137 @@ def policy_file(tmp_path: Path) -> Path:
         (["--http"], {"CHATDOCK_WORKERS": "lots"}, "bad setting CHATDOCK_WORKERS"),
     ],
 )
-def test_a_missing_or_malformed_setting_stops_start_up_with_one_line(
+def test_a_missing_or_malformed_setting_stops_start_up_with_a_line_naming_it(
     args: list[str], env: dict[str, str], says: str, clean_env: Any
 ):
     result = start(args, clean_env(**env))
 
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("chatdock: ") and says in lines[0]
+    assert all(line.startswith("chatdock: ") for line in lines), result.stderr
+    assert [line for line in lines if says in line], result.stderr  # among the others that are wrong too
     assert "HUSH" not in result.stderr + result.stdout  # secrets are never echoed
     assert BOT_TOKEN not in result.stderr
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_every_bad_local_setting_is_reported_in_one_run_before_slack_is_tried(tmp_path: Path, clean_env: Any):
+    policy = tmp_path / "policy.yml"
+    policy.write_text("roles: {viewer: {commands: [ps, teleport], include: [ghost]}}\ngrants: [{role: boss}]\n")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = clean_env(
+            SLACK_BOT_TOKEN="not-a-token-HUSH",
+            SLACK_SIGNING_SECRET=SIGNING_SECRET,
+            SLACK_API_URL=f"http://127.0.0.1:{closed_port()}/api/",
+            CHATDOCK_POLICY=str(policy),
+            CHATDOCK_DB="/nonexistent-dir/deeper/audit.db",
+            CHATDOCK_WORKERS="lots",
+            CHATDOCK_RUN_TIMEOUT="0",
+            DOCKER_HOST=f"tcp://127.0.0.1:{closed_port()}",
+        )
+        result = start(["--http", "--host", "127.0.0.1", "--port", str(port)], env)
+
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert lines[0].startswith("chatdock: warning: the Docker engine at tcp://127.0.0.1:")
+    assert lines[1:] == [
+        "chatdock: bad setting CHATDOCK_RUN_TIMEOUT: Input should be greater than 0 (got '0')",
+        "chatdock: bad setting CHATDOCK_WORKERS: Input should be a valid integer, unable to parse string as an "
+        "integer (got 'lots')",
+        "chatdock: SLACK_BOT_TOKEN does not look like a bot token (it starts with xoxb-)",
+        f"chatdock: --port {port}: cannot listen on 127.0.0.1:{port} (Address already in use)",
+        f"chatdock: CHATDOCK_POLICY {policy}: line 1: roles.viewer.include: unknown role 'ghost'",
+        f"chatdock: CHATDOCK_POLICY {policy}: line 1: roles.viewer.commands: unknown command 'teleport'",
+        f"chatdock: CHATDOCK_POLICY {policy}: line 2: grants[0].role: unknown role 'boss'",
+        "chatdock: CHATDOCK_DB: cannot create the audit log /nonexistent-dir/deeper/audit.db: No such file or directory",
+    ]
+    assert "HUSH" not in result.stderr + result.stdout
+
+
+def test_the_shell_names_the_same_bad_settings_the_same_way(tmp_path: Path, clean_env: Any):
+    policy = tmp_path / "policy.yml"
+    policy.write_text("roles: {viewer: {commands: [ps, teleport]}}\ngrants: [{role: viewer, users: []}]\n")
+    env = clean_env(CHATDOCK_POLICY=str(policy), CHATDOCK_WORKERS="lots", CHATDOCK_DB="/nonexistent-dir/a.db")
+    shell = subprocess.run(
+        [sys.executable, "-m", "bot", "shell", "-c", "ps"],
+        check=False,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    serve = start(["--http", "--host", "127.0.0.1", "--port", "0"], env)
+    assert shell.returncode == 2 and serve.returncode == 2
+    local = [
+        "chatdock: bad setting CHATDOCK_WORKERS: Input should be a valid integer, unable to parse string as an "
+        "integer (got 'lots')",
+        f"chatdock: CHATDOCK_POLICY {policy}: line 1: roles.viewer.commands: unknown command 'teleport'",
+        "chatdock: CHATDOCK_DB: cannot create the audit log /nonexistent-dir/a.db: No such file or directory",
+    ]
+    assert shell.stderr.strip().splitlines() == local
+    assert [line for line in serve.stderr.strip().splitlines() if line in local] == local  # plus Slack's
+
+
+def test_an_unreachable_slack_is_named_with_the_url_and_the_reason(policy_file: Path, clean_env: Any):
+    api = f"http://127.0.0.1:{closed_port()}/api/"
+    env = clean_env(
+        SLACK_BOT_TOKEN=BOT_TOKEN,
+        SLACK_SIGNING_SECRET=SIGNING_SECRET,
+        SLACK_API_URL=api,
+        CHATDOCK_POLICY=str(policy_file),
+    )
+    result = start(["--http", "--host", "127.0.0.1", "--port", "0"], env)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"chatdock: cannot reach Slack at {api}auth.test: Connection refused (check SLACK_API_URL and the network)"
+    ]
+    assert BOT_TOKEN not in result.stderr
+
+
+def test_an_engine_that_does_not_answer_is_a_warning_and_a_warning_policy_still_starts(
+    fake_slack: FakeSlack, tmp_path: Path, clean_env: Any
+):
+    policy = tmp_path / "policy.yml"
+    policy.write_text("roles: {viewer: {commands: [ps]}}\ngrants: [{role: viewer, users: ['*'], channels: []}]\n")
+    env = clean_env(
+        SLACK_BOT_TOKEN=fake_slack.token,
+        SLACK_SIGNING_SECRET=SIGNING_SECRET,
+        SLACK_API_URL=fake_slack.api_url,
+        CHATDOCK_POLICY=str(policy),
+        DOCKER_HOST=f"unix://{tmp_path}/no-docker.sock",
+    )
+    log = tmp_path / "stderr.log"
+    with log.open("w") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bot", "serve", "--http", "--host", "127.0.0.1", "--port", "0"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            text=True,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while "chatdock serving" not in log.read_text() and time.monotonic() < deadline and process.poll() is None:
+            time.sleep(0.1)
+        assert process.poll() is None, log.read_text()  # it started, in spite of both
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    lines = log.read_text().splitlines()
+    assert lines[0] == (
+        f"chatdock: warning: CHATDOCK_POLICY {policy}: line 2: grants[0].channels: empty list, so it matches nothing"
+    )
+    assert lines[1].startswith(f"chatdock: warning: the Docker engine at unix://{tmp_path}/no-docker.sock does not")
 
 
 def test_an_unusable_policy_file_stops_start_up(tmp_path: Path, clean_env: Any):
@@ -138,7 +259,7 @@ def test_an_unusable_policy_file_stops_start_up(tmp_path: Path, clean_env: Any):
     env = clean_env(SLACK_BOT_TOKEN=BOT_TOKEN, SLACK_SIGNING_SECRET=SIGNING_SECRET, CHATDOCK_POLICY=str(bad))
     result = start(["--http"], env)
     assert result.returncode == 2
-    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr  # its one problem (the empty grants: fine)
     assert "CHATDOCK_POLICY" in result.stderr and "teleport" in result.stderr
 
     env["CHATDOCK_POLICY"] = str(tmp_path / "missing.yml")
