@@ -51,6 +51,7 @@ ERROR with the request ID and the request goes on unaudited.
 from __future__ import annotations
 
 import atexit
+import hashlib
 import json
 import logging
 import os
@@ -77,6 +78,11 @@ log = logging.getLogger(__name__)
 
 TABLE = "chatdock_audit"
 INSTANCES = "chatdock_audit_instances"
+CLAIMS = "chatdock_claims"
+REPLIES = "chatdock_replies"
+LEASES = "chatdock_leases"
+CLAIM_TTL_SECONDS = 600.0  # a signature is valid for 5 minutes: a claim only needs to outlive that
+REPLY_KEEP_SECONDS = 35 * 60.0  # a response_url is valid for 30 minutes; kept a little longer, then deleted
 HEARTBEAT_SECONDS = 30.0
 STALE_AFTER_SECONDS = 120.0
 RUNNING = "running"
@@ -111,6 +117,11 @@ def _run_with(sql: str, params: Sequence[Any], run: Run) -> list[tuple[Any, ...]
 
 def _now() -> float:
     return time.time()
+
+
+def _digest(value: str) -> str:
+    """Keys and response_urls are looked up by their SHA-256: fixed length, and a key says nothing of itself."""
+    return hashlib.sha256(value.encode()).hexdigest()
 
 
 # ------------------------------------------------------------------------------------------ secrets
@@ -383,6 +394,177 @@ class AuditStore:
         self._register()
         self.mark_interrupted()
 
+    # -- shared between replicas -----------------------------------------------------------------------
+    # Several ``chatdock serve`` processes on one store agree here on what must happen once: who handles a
+    # request delivered twice (:meth:`claim`), how many posts a response_url has left (:meth:`reserve_post`), which
+    # replies are still owed (:meth:`owe_reply` / :meth:`reply_settled` / :meth:`orphaned_replies`) and who runs
+    # work that must run once (:meth:`acquire_lease`). Each is one statement whose outcome the database decides,
+    # so two replicas asking at the same moment get different answers. Wall-clock times: replicas on several
+    # hosts need synchronised clocks (NTP; a skew of a few seconds is harmless against these periods).
+
+    def claim(self, key: str) -> bool:
+        """True for the first process (of any replica) to claim ``key`` within :data:`CLAIM_TTL_SECONDS`."""
+        rows = self._call(
+            lambda run: run(
+                "INSERT INTO chatdock_claims (key, instance, claimed_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (key) DO NOTHING RETURNING key",
+                (_digest(key), self.instance, _now()),
+            )
+        )
+        return bool(rows)
+
+    def note_response_url(self, response_url: str, *, issued_at: float | None = None) -> None:
+        """Start counting posts to ``response_url`` (Slack issued it at ``issued_at``, epoch seconds)."""
+        self._call(
+            lambda run: run(
+                "INSERT INTO chatdock_replies (url_hash, response_url, issued_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (url_hash) DO NOTHING",
+                (_digest(response_url), response_url, _now() if issued_at is None else issued_at),
+            )
+        )
+
+    def reserve_post(self, response_url: str, *, max_posts: int, max_age: float) -> str:
+        """Count one post to ``response_url`` across replicas: ``""`` when allowed, else why not."""
+        key = _digest(response_url)
+        now = _now()
+
+        def reserve(run: Run) -> str:
+            run(
+                "INSERT INTO chatdock_replies (url_hash, response_url, issued_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (url_hash) DO NOTHING",
+                (key, response_url, now),
+            )
+            if run(
+                "UPDATE chatdock_replies SET posts = posts + 1 WHERE url_hash = ? AND posts < ? AND issued_at >= ? "
+                "RETURNING posts",
+                (key, max_posts, now - max_age),
+            ):
+                return ""
+            rows = run("SELECT posts, issued_at FROM chatdock_replies WHERE url_hash = ?", (key,))
+            if rows and float(rows[0][1]) < now - max_age:
+                return f"expired (older than {max_age / 60:g} minutes)"
+            return f"spent ({max_posts} posts)"
+
+        result: str = self._call(reserve, transaction=True)
+        return result
+
+    def owe_reply(
+        self, *, request_id: str, response_url: str, channel: str, user: str, text: str, issued_at: float
+    ) -> None:
+        """Record that this process acknowledged ``request_id`` and owes it a reply through ``response_url``;
+        if this process dies first, another answers it (:meth:`orphaned_replies`)."""
+        self._call(
+            lambda run: run(
+                "INSERT INTO chatdock_replies (url_hash, response_url, issued_at, state, request_id, instance, "
+                "channel, user_id, text) VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?) ON CONFLICT (url_hash) DO UPDATE "
+                "SET state = 'pending', request_id = excluded.request_id, instance = excluded.instance, "
+                "channel = excluded.channel, user_id = excluded.user_id, text = excluded.text",
+                (
+                    _digest(response_url),
+                    response_url,
+                    issued_at,
+                    request_id,
+                    self.instance,
+                    channel,
+                    user,
+                    self._clean(text),
+                ),
+            )
+        )
+
+    def reply_settled(self, request_id: str) -> None:
+        """The reply owed to ``request_id`` went out (or failed for good): nobody needs to answer it again."""
+        self._call(
+            lambda run: run(
+                "UPDATE chatdock_replies SET state = 'settled' WHERE request_id = ? AND state <> 'noted'",
+                (request_id,),
+            )
+        )
+
+    def orphaned_replies(self, *, limit: int = 50) -> list[dict[str, Any]]:
+        """Take over replies owed by processes that are gone (run :meth:`mark_interrupted` first, which forgets
+        the dead): each is returned to exactly one caller, with the audit row's outcome when there is one."""
+
+        def take(run: Run) -> list[tuple[Any, ...]]:
+            return run(
+                "UPDATE chatdock_replies SET state = 'answering', instance = ? WHERE url_hash IN ("
+                "SELECT url_hash FROM chatdock_replies WHERE state IN ('pending', 'answering') AND issued_at >= ? "
+                "AND instance NOT IN (SELECT instance FROM chatdock_audit_instances) LIMIT ?) "
+                "RETURNING request_id, response_url, issued_at, channel, user_id, text",
+                (self.instance, _now() - REPLY_KEEP_SECONDS, limit),
+            )
+
+        taken: list[tuple[Any, ...]] = self._call(take, transaction=True)
+        out: list[dict[str, Any]] = []
+        for request_id, response_url, issued_at, channel, user, text in taken:
+            sql = "SELECT outcome, message FROM chatdock_audit WHERE request_id = ? ORDER BY id DESC LIMIT 1"
+            rows: list[tuple[Any, ...]] = self._call(partial(_run_with, sql, (request_id,)))
+            outcome, message = rows[0] if rows else (None, None)
+            out.append(
+                {
+                    "request_id": request_id,
+                    "response_url": response_url,
+                    "issued_at": float(issued_at),
+                    "channel": channel,
+                    "user": user,
+                    "text": text,
+                    "outcome": outcome,
+                    "message": message or "",
+                }
+            )
+        return out
+
+    def acquire_lease(self, name: str, *, ttl: float) -> bool:
+        """Take or renew the lease ``name`` for ``ttl`` seconds; True while this process holds it. A lease is
+        free when it expired or its holder is no longer a registered (live) instance."""
+        now = _now()
+        rows = self._call(
+            lambda run: run(
+                "INSERT INTO chatdock_leases (name, holder, acquired_at, expires_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at, "
+                "acquired_at = CASE WHEN chatdock_leases.holder = excluded.holder THEN chatdock_leases.acquired_at "
+                "ELSE excluded.acquired_at END "
+                "WHERE chatdock_leases.holder = excluded.holder OR chatdock_leases.expires_at < ? "
+                "OR chatdock_leases.holder NOT IN (SELECT instance FROM chatdock_audit_instances) "
+                "RETURNING holder",
+                (name, self.instance, now, now + ttl, now),
+            )
+        )
+        return bool(rows) and rows[0][0] == self.instance
+
+    def release_lease(self, name: str) -> None:
+        """Give ``name`` up at once (a clean stop), so another replica need not wait for it to expire."""
+        self._call(lambda run: run("DELETE FROM chatdock_leases WHERE name = ? AND holder = ?", (name, self.instance)))
+
+    def lease_holder(self, name: str) -> str | None:
+        """The instance holding ``name`` now (None when free or expired)."""
+        rows = self._call(
+            lambda run: run("SELECT holder FROM chatdock_leases WHERE name = ? AND expires_at >= ?", (name, _now()))
+        )
+        return str(rows[0][0]) if rows else None
+
+    def forget_old(self) -> int:
+        """Delete claims past :data:`CLAIM_TTL_SECONDS` and response_urls past :data:`REPLY_KEEP_SECONDS`
+        (bearer capabilities are kept no longer than Slack honours them)."""
+        now = _now()
+
+        def purge(run: Run) -> int:
+            claims = run("DELETE FROM chatdock_claims WHERE claimed_at < ? RETURNING key", (now - CLAIM_TTL_SECONDS,))
+            replies = run(
+                "DELETE FROM chatdock_replies WHERE issued_at < ? RETURNING url_hash", (now - REPLY_KEEP_SECONDS,)
+            )
+            return len(claims) + len(replies)
+
+        count: int = self._call(purge, transaction=True)
+        return count
+
+    def ping(self) -> bool:
+        """Whether the store answers a trivial query now (``/healthz``)."""
+        try:
+            return bool(self._call(lambda run: run("SELECT 1", ())))
+        except Exception:
+            return False
+
     # -- recording -------------------------------------------------------------------------------------
     def _clean(self, text: str | None, limit: int = MAX_TEXT) -> str:
         if not text:
@@ -512,16 +694,18 @@ class AuditStore:
         except Exception:
             log.exception("audit: could not record the end of request %s", outcome.request_id)
 
-    def record_delivery(self, request_id: str, status: str) -> None:
+    def record_delivery(self, request_id: str, status: str, *, mine: bool = True) -> None:
         """Note how the reply to ``request_id`` went out (``response_url``, ``chat.postMessage after ...``, ``ack``)
-        or why it did not (``failed: ...``), on this instance's latest row for it. Never raises."""
+        or why it did not (``failed: ...``), on this instance's latest row for it (any instance's with
+        ``mine=False``: a reply sent for a replica that died). Never raises."""
         if self.readonly:
             return
+        instance_clause = "AND instance = ?" if mine else "AND instance <> ?"
         try:
             self._call(
                 lambda run: run(
-                    "UPDATE chatdock_audit SET delivery = ? WHERE id = "
-                    "(SELECT MAX(id) FROM chatdock_audit WHERE request_id = ? AND instance = ?)",
+                    "UPDATE chatdock_audit SET delivery = ? WHERE id = "  # noqa: S608 (a fixed fragment)
+                    f"(SELECT MAX(id) FROM chatdock_audit WHERE request_id = ? {instance_clause})",
                     (self._clean(status, MAX_MESSAGE), request_id, self.instance),
                 )
             )
@@ -771,6 +955,34 @@ def _schema(primary_key: str, real: str, boolean: str) -> list[str]:
             pid_start TEXT NOT NULL DEFAULT '',
             started_at {real} NOT NULL,
             heartbeat_at {real} NOT NULL
+        )""",
+        # replicas (bot.coordination): who received a request first, the response_url budget and pending replies,
+        # and the leases of work that must run once
+        f"""CREATE TABLE IF NOT EXISTS {CLAIMS} (
+            key TEXT PRIMARY KEY,
+            instance TEXT NOT NULL,
+            claimed_at {real} NOT NULL
+        )""",
+        f"CREATE INDEX IF NOT EXISTS {CLAIMS}_claimed ON {CLAIMS} (claimed_at)",
+        f"""CREATE TABLE IF NOT EXISTS {REPLIES} (
+            url_hash TEXT PRIMARY KEY,
+            response_url TEXT NOT NULL,
+            issued_at {real} NOT NULL,
+            posts INTEGER NOT NULL DEFAULT 0,
+            state TEXT NOT NULL DEFAULT 'noted',
+            request_id TEXT,
+            instance TEXT,
+            channel TEXT NOT NULL DEFAULT '',
+            user_id TEXT NOT NULL DEFAULT '',
+            text TEXT NOT NULL DEFAULT ''
+        )""",
+        f"CREATE INDEX IF NOT EXISTS {REPLIES}_issued ON {REPLIES} (issued_at)",
+        f"CREATE INDEX IF NOT EXISTS {REPLIES}_pending ON {REPLIES} (instance) WHERE state <> 'noted'",
+        f"""CREATE TABLE IF NOT EXISTS {LEASES} (
+            name TEXT PRIMARY KEY,
+            holder TEXT NOT NULL,
+            acquired_at {real} NOT NULL,
+            expires_at {real} NOT NULL
         )""",
     ]
 

@@ -192,3 +192,12 @@ HISTORY_HEADERS = ["WHEN", "WHO", "COMMAND", "OUTCOME", "RESULT"]
 NO_HISTORY = "No history yet."
 NO_NETWORKS = "No networks."
 TOO_LARGE = "This reply is too large for a Slack message; the whole of it is attached."
+
+
+def interrupted_reply(mention: str, text: str, request_id: str, known: list[str]) -> str:
+    """The reply another replica sends for a request whose replica died before answering it."""
+    facts = "\n".join(f"• {line}" for line in known) or "• nothing more is known; check with `ps -a`"
+    return (
+        f"⚠️ Interrupted: chatdock stopped while running `{text}` for {mention} (request {request_id}); "
+        f"another chatdock replica sends this instead. What is known of the state now:\n{facts}"
+    )
