@@ -2,7 +2,7 @@
 PYTHON ?= python3
 PYTEST_ARGS ?=
 
-.PHONY: setup lint types test load check shell image run bench
+.PHONY: setup lint types test load check shell image run bench image-check
 
 setup:  ## install chatdock and its dev tools, editable
 	$(PYTHON) -m pip install -e '.[dev]'
@@ -44,3 +44,13 @@ run:  ## try it out (README's quick start): install, make sure an engine answers
 
 bench:  ## the benchmark table (not part of the tests): chatdock over HTTP as Slack drives it, against the docker CLI
 	$(PYTHON) -m bench
+
+BASE_IMAGE ?= local/chatdock-base:bookworm
+CHATDOCK_IMAGE ?= chatdock:ci
+
+image-check:  ## build the Dockerfile with the classic builder (local Debian base, host-built wheels), then test the image
+	bash .ci/base-image.sh $(BASE_IMAGE)
+	$(PYTHON) -m pip wheel --quiet --wheel-dir wheelhouse '.[postgres]' 'setuptools>=68'
+	rm -f wheelhouse/chatdock-*.whl
+	DOCKER_BUILDKIT=0 docker build --quiet --build-arg BASE=$(BASE_IMAGE) --build-arg PIP_NO_INDEX=1 -t $(CHATDOCK_IMAGE) .
+	CHATDOCK_IMAGE=$(CHATDOCK_IMAGE) $(PYTHON) -m pytest -q -p no:cacheprovider tests/image/check_image.py
