@@ -402,16 +402,24 @@ class AuditStore:
     # so two replicas asking at the same moment get different answers. Wall-clock times: replicas on several
     # hosts need synchronised clocks (NTP; a skew of a few seconds is harmless against these periods).
 
-    def claim(self, key: str) -> bool:
-        """True for the first process (of any replica) to claim ``key`` within :data:`CLAIM_TTL_SECONDS`."""
-        rows = self._call(
-            lambda run: run(
+    def claim(self, key: str, *, owe: dict[str, Any] | None = None) -> bool:
+        """True for the first process (of any replica) to claim ``key`` within :data:`CLAIM_TTL_SECONDS`.
+
+        ``owe`` (the arguments of :meth:`owe_reply`) is recorded in the same transaction: a request is never
+        claimed without its reply being owed, so a replica killed right after claiming is still answered for."""
+
+        def take(run: Run) -> bool:
+            rows = run(
                 "INSERT INTO chatdock_claims (key, instance, claimed_at) VALUES (?, ?, ?) "
                 "ON CONFLICT (key) DO NOTHING RETURNING key",
                 (_digest(key), self.instance, _now()),
             )
-        )
-        return bool(rows)
+            if rows and owe:
+                self._owe(run, **owe)
+            return bool(rows)
+
+        claimed: bool = self._call(take, transaction=owe is not None)
+        return claimed
 
     def note_response_url(self, response_url: str, *, issued_at: float | None = None) -> None:
         """Start counting posts to ``response_url`` (Slack issued it at ``issued_at``, epoch seconds)."""
@@ -454,22 +462,35 @@ class AuditStore:
         """Record that this process acknowledged ``request_id`` and owes it a reply through ``response_url``;
         if this process dies first, another answers it (:meth:`orphaned_replies`)."""
         self._call(
-            lambda run: run(
-                "INSERT INTO chatdock_replies (url_hash, response_url, issued_at, state, request_id, instance, "
-                "channel, user_id, text) VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?) ON CONFLICT (url_hash) DO UPDATE "
-                "SET state = 'pending', request_id = excluded.request_id, instance = excluded.instance, "
-                "channel = excluded.channel, user_id = excluded.user_id, text = excluded.text",
-                (
-                    _digest(response_url),
-                    response_url,
-                    issued_at,
-                    request_id,
-                    self.instance,
-                    channel,
-                    user,
-                    self._clean(text),
-                ),
+            lambda run: self._owe(
+                run,
+                request_id=request_id,
+                response_url=response_url,
+                channel=channel,
+                user=user,
+                text=text,
+                issued_at=issued_at,
             )
+        )
+
+    def _owe(
+        self, run: Run, *, request_id: str, response_url: str, channel: str, user: str, text: str, issued_at: float
+    ) -> None:
+        run(
+            "INSERT INTO chatdock_replies (url_hash, response_url, issued_at, state, request_id, instance, "
+            "channel, user_id, text) VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?) ON CONFLICT (url_hash) DO UPDATE "
+            "SET state = 'pending', request_id = excluded.request_id, instance = excluded.instance, "
+            "channel = excluded.channel, user_id = excluded.user_id, text = excluded.text",
+            (
+                _digest(response_url),
+                response_url,
+                issued_at,
+                request_id,
+                self.instance,
+                channel,
+                user,
+                self._clean(text),
+            ),
         )
 
     def reply_settled(self, request_id: str) -> None:

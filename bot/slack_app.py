@@ -188,7 +188,7 @@ class Shared(Protocol):
     """What replicas share through the store (:class:`bot.audit.AuditStore`): who received a request first, and
     which replies are still owed (answered by another replica if this one dies)."""
 
-    def claim(self, key: str) -> bool: ...
+    def claim(self, key: str, *, owe: dict[str, Any] | None = None) -> bool: ...
 
     def owe_reply(
         self, *, request_id: str, response_url: str, channel: str, user: str, text: str, issued_at: float
@@ -245,8 +245,9 @@ class ReplayGuard:
         self._seen: OrderedDict[str, float] = OrderedDict()
         self._lock = threading.Lock()
 
-    def first_time(self, key: str) -> bool:
-        """True the first time ``key`` is seen by any replica (and for requests without one)."""
+    def first_time(self, key: str, *, owe: dict[str, Any] | None = None) -> bool:
+        """True the first time ``key`` is seen by any replica (and for requests without one). ``owe`` notes the
+        reply this process then owes, in the same transaction as the claim (see :meth:`Shared.owe_reply`)."""
         if not key:
             return True
         now = self._clock()
@@ -262,7 +263,7 @@ class ReplayGuard:
         if self.shared is None:
             return True
         try:
-            return self.shared.claim(key)
+            return self.shared.claim(key, owe=owe)
         except Exception:
             log.error(
                 "could not claim a request in the shared store; deduplicating in this process only", exc_info=True
@@ -303,26 +304,28 @@ class _Listeners:
             name=body.get("user_name", ""),
         )
         text = COMMANDS.get(str(body.get("command", "")), "") + str(body.get("text", ""))
-        if not self.replays.first_time(command_key(body)):
+        response_url = body.get("response_url") or None
+        request_id = new_request_id()
+        if not self.replays.first_time(command_key(body), owe=self._owed(request_id, response_url, actor, text)):
             retry = retry_of(request)
             log.warning(
                 "a slash command from %s was already received (%s); not run again", actor.user, retry or "replay"
             )
             _ack(ack, _notice(REPLAYED))
             return
-        response_url = body.get("response_url") or None
         if response_url:
             self.deliverer.response_urls.note(response_url, issued_at=received)
-        request_id = new_request_id()
         try:
             triaged: Parsed | Outcome = self.pipeline.triage(text, actor, source="slack")
             if isinstance(triaged, Outcome):
                 _ack(ack, render_message(triaged))
                 self.pipeline.record_delivery(triaged.request_id, "ack")
+                self._settle(request_id)
                 return
         except Exception:  # triage promises not to raise; the user still gets an answer in time
             log.exception("request %s: triage failed", request_id)
             _ack(ack, _notice(internal_error(request_id)))
+            self._settle(request_id)
             return
         quick_read = triaged.command.plan is None and not triaged.command.slow
         if not quick_read:
@@ -331,7 +334,6 @@ class _Listeners:
             _ack(ack, render_ack(shown, actor.user, request_id))
         else:
             ack()  # a quick read: its in-channel result (naming who asked) follows in a moment
-        self._owe(request_id, response_url, actor, " ".join(redact_words(triaged.words, self.pipeline.policy.redact)))
         self._submit(
             self._run_command,
             executor=self.read_executor if quick_read else self.executor,
@@ -358,11 +360,6 @@ class _Listeners:
     def on_button(
         self, ack: Ack, body: dict[str, Any], action: dict[str, Any], request: BoltRequest | None = None
     ) -> None:
-        if not self.replays.first_time(click_key(body, action)):
-            log.warning("a click was already received (%s); not run again", retry_of(request) or "replay")
-            ack()  # the first delivery replies (or replaced the message); a second reply would only repeat it
-            return
-        ack()
         received = time.monotonic()
         user = body.get("user") or {}
         container = body.get("container") or {}
@@ -373,11 +370,17 @@ class _Listeners:
             name=str(user.get("username") or user.get("name") or ""),
         )
         response_url = body.get("response_url") or None
+        request_id = new_request_id()
+        verb = str(action.get("action_id", "")).removeprefix(ACTION_ID_PREFIX)
+        owed = self._owed(request_id, response_url, actor, f"{BUTTON_VERBS.get(verb, verb)} (a button)")
+        if not self.replays.first_time(click_key(body, action), owe=owed):
+            log.warning("a click was already received (%s); not run again", retry_of(request) or "replay")
+            ack()  # the first delivery replies (or replaced the message); a second reply would only repeat it
+            return
+        ack()
         if response_url:
             self.deliverer.response_urls.note(response_url, issued_at=received)
         message_ts = container.get("message_ts") or (body.get("message") or {}).get("ts")
-        request_id = new_request_id()
-        self._owe(request_id, response_url, actor, f"{action.get('action_id', '')} (a button)")
         self._submit(
             self._run_click,
             request_id=request_id,
@@ -478,35 +481,34 @@ class _Listeners:
             self.deliverer.deliver(
                 _notice(SHUTTING_DOWN), kwargs.get("response_url"), kwargs["actor"].channel, user=kwargs["actor"].user
             )
-            if self.shared is not None and kwargs.get("request_id"):
-                try:
-                    self.shared.reply_settled(kwargs["request_id"])
-                except Exception:
-                    log.error("could not settle a refused request's reply in the shared store", exc_info=True)
+            if kwargs.get("request_id"):
+                self._settle(kwargs["request_id"])
 
-    def _owe(self, request_id: str, response_url: str | None, actor: Actor, text: str) -> None:
-        """Note in the shared store that this process owes ``request_id`` a reply (see :class:`Shared`)."""
+    def _owed(self, request_id: str, response_url: str | None, actor: Actor, text: str) -> dict[str, Any] | None:
+        """What the shared store notes as owed once the request is claimed (see :class:`Shared`)."""
         if self.shared is None or not response_url:
+            return None
+        return {
+            "request_id": request_id,
+            "response_url": response_url,
+            "channel": actor.channel,
+            "user": actor.user,
+            "text": text,
+            "issued_at": time.time(),
+        }
+
+    def _settle(self, request_id: str) -> None:
+        """The request is answered (or refused for good): no other replica needs to answer it."""
+        if self.shared is None:
             return
         try:
-            self.shared.owe_reply(
-                request_id=request_id,
-                response_url=response_url,
-                channel=actor.channel,
-                user=actor.user,
-                text=text,
-                issued_at=time.time(),
-            )
+            self.shared.reply_settled(request_id)
         except Exception:
-            log.error("request %s: could not note its pending reply in the shared store", request_id, exc_info=True)
+            log.error("request %s: could not settle its reply in the shared store", request_id, exc_info=True)
 
     def _record(self, request_id: str, actor: Actor, status: str, received: float) -> None:
         self.pipeline.record_delivery(request_id, status)  # in the request's audit entry, failures included
-        if self.shared is not None:
-            try:
-                self.shared.reply_settled(request_id)
-            except Exception:
-                log.error("request %s: could not settle its reply in the shared store", request_id, exc_info=True)
+        self._settle(request_id)
         elapsed = (time.monotonic() - received) * 1000
         if status.startswith("failed"):
             log.error(
