@@ -511,13 +511,13 @@ class AuditStore:
                 "UPDATE chatdock_replies SET state = 'answering', instance = ? WHERE url_hash IN ("
                 "SELECT url_hash FROM chatdock_replies WHERE state IN ('pending', 'answering') AND issued_at >= ? "
                 "AND instance NOT IN (SELECT instance FROM chatdock_audit_instances) LIMIT ?) "
-                "RETURNING request_id, response_url, issued_at, channel, user_id, text",
+                "RETURNING request_id, response_url, issued_at, channel, user_id, text, posts",
                 (self.instance, _now() - REPLY_KEEP_SECONDS, limit),
             )
 
         taken: list[tuple[Any, ...]] = self._call(take, transaction=True)
         out: list[dict[str, Any]] = []
-        for request_id, response_url, issued_at, channel, user, text in taken:
+        for request_id, response_url, issued_at, channel, user, text, posts in taken:
             sql = "SELECT outcome, message FROM chatdock_audit WHERE request_id = ? ORDER BY id DESC LIMIT 1"
             rows: list[tuple[Any, ...]] = self._call(partial(_run_with, sql, (request_id,)))
             outcome, message = rows[0] if rows else (None, None)
@@ -529,6 +529,7 @@ class AuditStore:
                     "channel": channel,
                     "user": user,
                     "text": text,
+                    "posts": int(posts),
                     "outcome": outcome,
                     "message": message or "",
                 }

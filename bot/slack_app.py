@@ -507,8 +507,8 @@ class _Listeners:
             log.error("request %s: could not settle its reply in the shared store", request_id, exc_info=True)
 
     def _record(self, request_id: str, actor: Actor, status: str, received: float) -> None:
+        self._settle(request_id)  # first: another replica must not answer it again
         self.pipeline.record_delivery(request_id, status)  # in the request's audit entry, failures included
-        self._settle(request_id)
         elapsed = (time.monotonic() - received) * 1000
         if status.startswith("failed"):
             log.error(
