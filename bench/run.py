@@ -18,6 +18,8 @@ Measures (one run, side by side), then a table; the exit status is 1 when a targ
 3. ``/docker stats`` of 20 running containers against ``docker stats --no-stream`` of the same; medians of 3.
 4. resident memory of the serving process, idle and after 1,000+ commands.
 5. sustained throughput of read-only commands (closed loop), ack → reply delivered.
+6. replicas (bench/replicas.py): the read mix through HAProxy to two replicas on one PostgreSQL against one, and
+   the ack p99 with two replicas.
 
 Everything the bench creates is named ``bench-<run>-*`` and labelled ``chatdock.bench=<run>`` (the containers
 chatdock's ``run`` makes carry ``chatdock.owner=<the bench user>``); all of it is removed at the end, also on
@@ -75,7 +77,7 @@ MEMORY_COMMANDS = 1000
 THROUGHPUT_CLIENTS = 16
 THROUGHPUT_MIN = 500
 
-PHASES = ("ack", "psa", "stats", "throughput")
+PHASES = ("ack", "psa", "stats", "throughput", "replicas")
 
 
 # --------------------------------------------------------------------------------------------- helpers
@@ -755,6 +757,27 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 trail.append(f"after throughput {after:.1f}")
                 report.notes.append(f"resident memory (MB): {', '.join(trail)}; peak (VmHWM) {peak:.1f}")
+            if "replicas" in phases:
+                print("measuring replicas (2 against 1, through HAProxy) ...", flush=True)
+                from bench import replicas
+
+                r0, r1 = fixture.running[0], fixture.running[1]
+                bench.undelivered += replicas.measure(
+                    workdir=workdir,
+                    start_chatdock=lambda env: Chatdock.start(
+                        workdir=Path(tempfile.mkdtemp(dir=workdir)), fake=fake, policy=policy, extra_env=env
+                    ),
+                    null_url=null.url,
+                    slack=bench.slack,
+                    mix=["ps", "ps -a", f"inspect {r0}", f"logs --tail 20 {r1}", f"ps -a -f name=bench-{run}-1"],
+                    report=report,
+                    clients=THROUGHPUT_CLIENTS,
+                    burst=burst,
+                    percentile=percentile,
+                    ms=ms,
+                    burst_size=BURST,
+                    senders=SENDERS,
+                )
             report.add(
                 "replies missing or not results",
                 str(bench.undelivered),

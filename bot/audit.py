@@ -278,6 +278,10 @@ class AuditStore:
         self._pid = os.getpid()
         self._pid_start = pid_start(self._pid) or ""
         self._lock = threading.RLock()
+        # The acknowledgement path's claims (:meth:`claim`) use a second connection of their own: waiting behind
+        # the workers' audit writes on the main one would delay Slack's 3-second ack.
+        self._lane_lock = threading.Lock()
+        self._lane: Any = None
         self._rows: dict[str, int] = {}
         self._local = threading.local()
         self._heartbeats = Periodic(
@@ -313,9 +317,21 @@ class AuditStore:
         return False
 
     @contextmanager
-    def _session(self, transaction: bool) -> Iterator[Run]:
+    def _session(self, transaction: bool, conn: Any = None) -> Iterator[Run]:
         raise NotImplementedError
         yield  # pragma: no cover
+
+    def _open_lane(self) -> Any:
+        """A second connection for :meth:`_call_lane`; None where there cannot be one (SQLite in memory)."""
+        return None
+
+    def _close_lane(self) -> None:
+        lane, self._lane = self._lane, None
+        if lane is not None:
+            try:
+                lane.close()
+            except Exception:
+                log.debug("audit: closing the second connection failed", exc_info=True)
 
     def _schema(self) -> list[str]:
         raise NotImplementedError
@@ -338,6 +354,26 @@ class AuditStore:
                 if attempt == 2 or self._closed or not self._reconnect():
                     raise
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _call_lane(self, work: Callable[[Run], Any], *, transaction: bool = False) -> Any:
+        """:meth:`_call` on the second connection (opened on first use, reopened once if it broke)."""
+        for attempt in (1, 2):
+            try:
+                with self._lane_lock:
+                    if self._closed:
+                        raise AuditError("the audit log is closed")
+                    if self._lane is None:
+                        self._lane = self._open_lane()
+                    if self._lane is None:
+                        break
+                    with self._session(transaction, self._lane) as run:
+                        return work(run)
+            except self._retryable:
+                with self._lane_lock:
+                    self._close_lane()
+                if attempt == 2:
+                    raise
+        return self._call(work, transaction=transaction)
 
     def _readable_columns(self) -> str:
         """The columns to read: a log written by an older chatdock has no ``delivery`` column yet."""
@@ -418,7 +454,7 @@ class AuditStore:
                 self._owe(run, **owe)
             return bool(rows)
 
-        claimed: bool = self._call(take, transaction=owe is not None)
+        claimed: bool = self._call_lane(take, transaction=owe is not None)
         return claimed
 
     def note_response_url(self, response_url: str, *, issued_at: float | None = None) -> None:
@@ -857,6 +893,8 @@ class AuditStore:
                 self._call(leave, transaction=True)
             except Exception:
                 log.warning("audit: could not unregister on close", exc_info=True)
+        with self._lane_lock:
+            self._close_lane()
         with self._lock:
             self._disconnect()
 
@@ -892,8 +930,7 @@ class SqliteAudit(AuditStore):
             except OSError as exc:
                 raise AuditError(f"cannot create the audit log {self.path}: {exc.strerror}") from None
         try:
-            conn = sqlite3.connect(self.path, timeout=10.0, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA busy_timeout = 10000")
+            conn = self._new_connection()
             if not memory:
                 mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()
                 if not mode or str(mode[0]).lower() != "wal":
@@ -903,19 +940,32 @@ class SqliteAudit(AuditStore):
             raise AuditError(f"cannot open the audit log {self.path}: {exc}") from None
         self._conn = conn
 
+    def _new_connection(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=10.0, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA busy_timeout = 10000")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        return conn
+
+    def _open_lane(self) -> Any:
+        # None: claims use the main connection. SQLite has one writer at a time per file whatever the number of
+        # connections, and a second one would wait for the first in SQLite's busy handler (sleeps of up to
+        # 100 ms), where the main connection's lock hands over at once.
+        return None
+
     def _disconnect(self) -> None:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
 
     @contextmanager
-    def _session(self, transaction: bool) -> Iterator[Run]:
-        conn = self._conn
-        if conn is None:
+    def _session(self, transaction: bool, conn: Any = None) -> Iterator[Run]:
+        db: sqlite3.Connection | None = conn or self._conn
+        if db is None:
             raise AuditError("the audit log is closed")
+        conn = db
 
         def run(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
-            return conn.execute(sql, tuple(params)).fetchall()
+            return db.execute(sql, tuple(params)).fetchall()
 
         if not transaction:
             yield run
@@ -1059,9 +1109,12 @@ class PostgresAudit(AuditStore):
             finally:
                 self._conn = None
 
+    def _open_lane(self) -> Any:
+        return self._open()
+
     @contextmanager
-    def _session(self, transaction: bool) -> Iterator[Run]:
-        conn = self._conn
+    def _session(self, transaction: bool, conn: Any = None) -> Iterator[Run]:
+        conn = conn or self._conn
         if conn is None:
             raise self._psycopg.OperationalError("not connected")
 
