@@ -38,8 +38,14 @@ heartbeat stalled past the limit (say the database was unreachable) can have row
 still writes the real outcome over the mark, and its next heartbeat re-registers it. A store that is closed
 (explicitly or at interpreter exit) marks its own unfinished rows and unregisters.
 
-Threads. One connection per store, guarded by a lock: audit writes are a few small statements, so serialising
-them costs nothing next to a Docker call and keeps both back ends simple. SQLite runs in WAL mode with
+Replicas. The same store is what several ``chatdock serve`` processes share (the methods under "shared between
+replicas"): ``chatdock_claims`` (who received a request first; kept 10 minutes), ``chatdock_replies`` (response_url
+posts counted across replicas, and the replies each instance still owes; response_urls are bearer capabilities,
+kept 35 minutes, never exported) and ``chatdock_leases`` (work that must run once, :class:`bot.periodic.Leader`).
+
+Threads. One connection per store (on PostgreSQL a second one for the acknowledgement path's claims), each
+guarded by a lock: audit writes are a few small statements, so serialising them costs nothing next to a Docker
+call and keeps both back ends simple. SQLite runs in WAL mode with
 ``synchronous=NORMAL`` (a committed row survives the process being killed; only an OS crash can lose the last
 few) and a busy timeout, so a shell and a server may share the file. A PostgreSQL connection that breaks is
 reopened once per call. Schema creation on PostgreSQL runs under an advisory lock so replicas can start together.
@@ -531,7 +537,7 @@ class AuditStore:
 
     def reply_settled(self, request_id: str) -> None:
         """The reply owed to ``request_id`` went out (or failed for good): nobody needs to answer it again."""
-        self._call(
+        self._call_lane(
             lambda run: run(
                 "UPDATE chatdock_replies SET state = 'settled' WHERE request_id = ? AND state <> 'noted'",
                 (request_id,),
@@ -1050,6 +1056,7 @@ def _schema(primary_key: str, real: str, boolean: str) -> list[str]:
         )""",
         f"CREATE INDEX IF NOT EXISTS {REPLIES}_issued ON {REPLIES} (issued_at)",
         f"CREATE INDEX IF NOT EXISTS {REPLIES}_pending ON {REPLIES} (instance) WHERE state <> 'noted'",
+        f"CREATE INDEX IF NOT EXISTS {REPLIES}_request ON {REPLIES} (request_id)",
         f"""CREATE TABLE IF NOT EXISTS {LEASES} (
             name TEXT PRIMARY KEY,
             holder TEXT NOT NULL,

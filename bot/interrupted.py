@@ -60,7 +60,7 @@ def describe(pipeline: Pipeline, owed: dict[str, Any]) -> list[str]:
     elif outcome == "interrupted":
         lines.append("it had started: the audit log marks it interrupted")
     else:
-        lines.append("it had not started running (no audit entry)")
+        lines.append("it had not started: nothing was done (no audit entry); send it again if it is still wanted")
     return lines + known_state(pipeline, str(owed.get("text") or ""))
 
 

@@ -371,8 +371,7 @@ class _Listeners:
         )
         response_url = body.get("response_url") or None
         request_id = new_request_id()
-        verb = str(action.get("action_id", "")).removeprefix(ACTION_ID_PREFIX)
-        owed = self._owed(request_id, response_url, actor, f"{BUTTON_VERBS.get(verb, verb)} (a button)")
+        owed = self._owed(request_id, response_url, actor, _button_text(action))
         if not self.replays.first_time(click_key(body, action), owe=owed):
             log.warning("a click was already received (%s); not run again", retry_of(request) or "replay")
             ack()  # the first delivery replies (or replaced the message); a second reply would only repeat it
@@ -516,6 +515,15 @@ class _Listeners:
             )
         else:
             log.info("request %s for %s: delivered via %s after %.0f ms", request_id, actor.user, status, elapsed)
+
+
+def _button_text(action: Mapping[str, Any]) -> str:
+    """The command a click stands for (``stop <container ID>``), as noted with its owed reply; checked later."""
+    try:
+        verb, container_id, _state = parse_button_value(str(action.get("value", "")))
+    except ValueError:
+        return "(a button that is not valid)"
+    return f"{BUTTON_VERBS.get(verb, verb)} {container_id}"
 
 
 def _ack(ack: Ack, message: SlackMessage) -> None:
