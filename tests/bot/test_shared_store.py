@@ -9,10 +9,13 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from slack_sdk import WebClient
 
 from bot.audit import AuditStore
+from bot.engine import Engine
 from bot.periodic import Leader
 from bot.respond import DeliveryFailed, ResponseUrlClient
+from bot.serve import Health, SlackProbe
 from tests.support import audit_db
 
 audit_target = audit_db.audit_target  # both back ends (fixture)
@@ -106,3 +109,17 @@ def test_the_leader_runs_its_work_only_while_it_holds_the_lease(
     time.sleep(1.0)
     assert ran["b"] > before
     leaders[1].stop()
+
+
+def test_healthz_fails_while_the_store_does_not_answer(
+    audit_target: str, stores: Callable[..., AuditStore], engine: Engine
+) -> None:
+    """A replica that cannot reach the store cannot make claims for the others: the balancer must skip it."""
+    store = stores(audit_target)
+    probe = SlackProbe(WebClient(token="xoxb-unused"))
+    probe.ok = True
+    health = Health(engine=engine, slack=probe, store=store.ping)
+    assert health.report() == (200, {"engine": True, "slack_client": True, "store": True})
+    store.close()  # as good as unreachable
+    assert health.report() == (503, {"engine": True, "slack_client": True, "store": False})
+    health.close()
