@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 # the install stamp: only when PYTHON is .venv's own, so `make check PYTHON=python3` installs nothing
 INSTALLED := $(if $(filter $(VENV)/bin/python,$(PYTHON)),$(VENV)/.installed)
 
-.PHONY: setup lint types test load check shell image run bench
+.PHONY: setup lint types test load check shell image run bench image-check
 
 setup: $(INSTALLED)  ## install chatdock and its dev tools, editable, into PYTHON (by default a new virtualenv .venv)
 	$(if $(INSTALLED),@echo "chatdock is installed in $(VENV) ($(VENV)/bin/chatdock)",$(PYTHON) -m pip install -e '.[dev]')
@@ -60,3 +60,13 @@ run: $(INSTALLED)  ## try it out (README's quick start): install into .venv, mak
 
 bench: $(INSTALLED)  ## the benchmark table (not part of the tests): chatdock over HTTP as Slack drives it, against the docker CLI
 	$(PYTHON) -m bench
+
+BASE_IMAGE ?= local/chatdock-base:bookworm
+CHATDOCK_IMAGE ?= chatdock:ci
+
+image-check:  ## build the Dockerfile with the classic builder (local Debian base, host-built wheels), then test the image
+	bash .ci/base-image.sh $(BASE_IMAGE)
+	$(PYTHON) -m pip wheel --quiet --wheel-dir wheelhouse '.[postgres]' 'setuptools>=68'
+	rm -f wheelhouse/chatdock-*.whl
+	DOCKER_BUILDKIT=0 docker build --quiet --build-arg BASE=$(BASE_IMAGE) --build-arg PIP_NO_INDEX=1 -t $(CHATDOCK_IMAGE) .
+	CHATDOCK_IMAGE=$(CHATDOCK_IMAGE) $(PYTHON) -m pytest -q -p no:cacheprovider tests/image/check_image.py

@@ -22,6 +22,8 @@ Measures (one run, side by side), then a table; the exit status is 1 when a targ
    built here: random data on the test image), sent → result edited into the progress message, against
    ``docker pull`` of the same image (removed before each); medians of 3. And how many times the progress message
    was edited (at most one edit per 3 s plus the result, within 50 a minute).
+7. replicas (bench/replicas.py): the read mix through HAProxy to two replicas on one PostgreSQL against one, and
+   the ack p99 with two replicas.
 
 Everything the bench creates is named ``bench-<run>-*`` and labelled ``chatdock.bench=<run>`` (the containers
 chatdock's ``run`` makes carry ``chatdock.owner=<the bench user>``); all of it is removed at the end, also on
@@ -83,7 +85,7 @@ THROUGHPUT_MIN = 500
 PULL_REPEATS = 5
 PULL_BYTES = 52 * 1024 * 1024
 
-PHASES = ("ack", "psa", "stats", "throughput", "pull")
+PHASES = ("ack", "psa", "stats", "throughput", "pull", "replicas")
 
 
 # --------------------------------------------------------------------------------------------- helpers
@@ -828,6 +830,27 @@ def main(argv: list[str] | None = None) -> int:
             if "pull" in phases and registry is not None:  # last: a 50 MB stream must not colour the memory rows
                 print("measuring pull ...", flush=True)
                 bench.pull(registry)
+            if "replicas" in phases:
+                print("measuring replicas (2 against 1, through HAProxy) ...", flush=True)
+                from bench import replicas
+
+                r0, r1 = fixture.running[0], fixture.running[1]
+                bench.undelivered += replicas.measure(
+                    workdir=workdir,
+                    start_chatdock=lambda env: Chatdock.start(
+                        workdir=Path(tempfile.mkdtemp(dir=workdir)), fake=fake, policy=policy, extra_env=env
+                    ),
+                    null_url=null.url,
+                    slack=bench.slack,
+                    mix=["ps", "ps -a", f"inspect {r0}", f"logs --tail 20 {r1}", f"ps -a -f name=bench-{run}-1"],
+                    report=report,
+                    clients=THROUGHPUT_CLIENTS,
+                    burst=burst,
+                    percentile=percentile,
+                    ms=ms,
+                    burst_size=BURST,
+                    senders=SENDERS,
+                )
             report.add(
                 "replies missing or not results",
                 str(bench.undelivered),

@@ -39,8 +39,14 @@ heartbeat stalled past the limit (say the database was unreachable) can have row
 still writes the real outcome over the mark, and its next heartbeat re-registers it. A store that is closed
 (explicitly or at interpreter exit) marks its own unfinished rows and unregisters.
 
-Threads. One connection per store, guarded by a lock: audit writes are a few small statements, so serialising
-them costs nothing next to a Docker call and keeps both back ends simple. SQLite runs in WAL mode with
+Replicas. The same store is what several ``chatdock serve`` processes share (the methods under "shared between
+replicas"): ``chatdock_claims`` (who received a request first; kept 10 minutes), ``chatdock_replies`` (response_url
+posts counted across replicas, and the replies each instance still owes; response_urls are bearer capabilities,
+kept 35 minutes, never exported) and ``chatdock_leases`` (work that must run once, :class:`bot.periodic.Leader`).
+
+Threads. One connection per store (on PostgreSQL a second one for the acknowledgement path's claims), each
+guarded by a lock: audit writes are a few small statements, so serialising them costs nothing next to a Docker
+call and keeps both back ends simple. SQLite runs in WAL mode with
 ``synchronous=NORMAL`` (a committed row survives the process being killed; only an OS crash can lose the last
 few) and a busy timeout, so a shell and a server may share the file. A PostgreSQL connection that breaks is
 reopened once per call. Schema creation on PostgreSQL runs under an advisory lock so replicas can start together.
@@ -52,6 +58,7 @@ ERROR with the request ID and the request goes on unaudited.
 from __future__ import annotations
 
 import atexit
+import hashlib
 import json
 import logging
 import math
@@ -79,6 +86,11 @@ log = logging.getLogger(__name__)
 
 TABLE = "chatdock_audit"
 INSTANCES = "chatdock_audit_instances"
+CLAIMS = "chatdock_claims"
+REPLIES = "chatdock_replies"
+LEASES = "chatdock_leases"
+CLAIM_TTL_SECONDS = 600.0  # a signature is valid for 5 minutes: a claim only needs to outlive that
+REPLY_KEEP_SECONDS = 35 * 60.0  # a response_url is valid for 30 minutes; kept a little longer, then deleted
 HEARTBEAT_SECONDS = 30.0
 STALE_AFTER_SECONDS = 120.0
 RUNNING = "running"
@@ -114,6 +126,11 @@ def _run_with(sql: str, params: Sequence[Any], run: Run) -> list[tuple[Any, ...]
 
 def _now() -> float:
     return time.time()
+
+
+def _digest(value: str) -> str:
+    """Keys and response_urls are looked up by their SHA-256: fixed length, and a key says nothing of itself."""
+    return hashlib.sha256(value.encode()).hexdigest()
 
 
 # ------------------------------------------------------------------------------------------ secrets
@@ -287,6 +304,10 @@ class AuditStore:
         self._pid = os.getpid()
         self._pid_start = pid_start(self._pid) or ""
         self._lock = threading.RLock()
+        # The acknowledgement path's claims (:meth:`claim`) use a second connection of their own: waiting behind
+        # the workers' audit writes on the main one would delay Slack's 3-second ack.
+        self._lane_lock = threading.Lock()
+        self._lane: Any = None
         self._rows: dict[str, int] = {}
         self._local = threading.local()
         self._heartbeats = Periodic(
@@ -322,9 +343,21 @@ class AuditStore:
         return False
 
     @contextmanager
-    def _session(self, transaction: bool) -> Iterator[Run]:
+    def _session(self, transaction: bool, conn: Any = None) -> Iterator[Run]:
         raise NotImplementedError
         yield  # pragma: no cover
+
+    def _open_lane(self) -> Any:
+        """A second connection for :meth:`_call_lane`; None where there cannot be one (SQLite in memory)."""
+        return None
+
+    def _close_lane(self) -> None:
+        lane, self._lane = self._lane, None
+        if lane is not None:
+            try:
+                lane.close()
+            except Exception:
+                log.debug("audit: closing the second connection failed", exc_info=True)
 
     def _schema(self) -> list[str]:
         raise NotImplementedError
@@ -347,6 +380,26 @@ class AuditStore:
                 if attempt == 2 or self._closed or not self._reconnect():
                     raise
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _call_lane(self, work: Callable[[Run], Any], *, transaction: bool = False) -> Any:
+        """:meth:`_call` on the second connection (opened on first use, reopened once if it broke)."""
+        for attempt in (1, 2):
+            try:
+                with self._lane_lock:
+                    if self._closed:
+                        raise AuditError("the audit log is closed")
+                    if self._lane is None:
+                        self._lane = self._open_lane()
+                    if self._lane is None:
+                        break
+                    with self._session(transaction, self._lane) as run:
+                        return work(run)
+            except self._retryable:
+                with self._lane_lock:
+                    self._close_lane()
+                if attempt == 2:
+                    raise
+        return self._call(work, transaction=transaction)
 
     def _readable_columns(self) -> str:
         """The columns to read: a log written by an older chatdock may lack the newer ones (read as NULL)."""
@@ -404,6 +457,199 @@ class AuditStore:
     def _beat(self) -> None:
         self._register()
         self.mark_interrupted()
+
+    # -- shared between replicas -----------------------------------------------------------------------
+    # Several ``chatdock serve`` processes on one store agree here on what must happen once: who handles a
+    # request delivered twice (:meth:`claim`), how many posts a response_url has left (:meth:`reserve_post`), which
+    # replies are still owed (:meth:`owe_reply` / :meth:`reply_settled` / :meth:`orphaned_replies`) and who runs
+    # work that must run once (:meth:`acquire_lease`). Each is one statement whose outcome the database decides,
+    # so two replicas asking at the same moment get different answers. Wall-clock times: replicas on several
+    # hosts need synchronised clocks (NTP; a skew of a few seconds is harmless against these periods).
+
+    def claim(self, key: str, *, owe: dict[str, Any] | None = None) -> bool:
+        """True for the first process (of any replica) to claim ``key`` within :data:`CLAIM_TTL_SECONDS`.
+
+        ``owe`` (the arguments of :meth:`owe_reply`) is recorded in the same transaction: a request is never
+        claimed without its reply being owed, so a replica killed right after claiming is still answered for."""
+
+        def take(run: Run) -> bool:
+            rows = run(
+                "INSERT INTO chatdock_claims (key, instance, claimed_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (key) DO NOTHING RETURNING key",
+                (_digest(key), self.instance, _now()),
+            )
+            if rows and owe:
+                self._owe(run, **owe)
+            return bool(rows)
+
+        claimed: bool = self._call_lane(take, transaction=owe is not None)
+        return claimed
+
+    def note_response_url(self, response_url: str, *, issued_at: float | None = None) -> None:
+        """Start counting posts to ``response_url`` (Slack issued it at ``issued_at``, epoch seconds)."""
+        self._call(
+            lambda run: run(
+                "INSERT INTO chatdock_replies (url_hash, response_url, issued_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (url_hash) DO NOTHING",
+                (_digest(response_url), response_url, _now() if issued_at is None else issued_at),
+            )
+        )
+
+    def reserve_post(self, response_url: str, *, max_posts: int, max_age: float) -> str:
+        """Count one post to ``response_url`` across replicas: ``""`` when allowed, else why not."""
+        key = _digest(response_url)
+        now = _now()
+
+        def reserve(run: Run) -> str:
+            run(
+                "INSERT INTO chatdock_replies (url_hash, response_url, issued_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (url_hash) DO NOTHING",
+                (key, response_url, now),
+            )
+            if run(
+                "UPDATE chatdock_replies SET posts = posts + 1 WHERE url_hash = ? AND posts < ? AND issued_at >= ? "
+                "RETURNING posts",
+                (key, max_posts, now - max_age),
+            ):
+                return ""
+            rows = run("SELECT posts, issued_at FROM chatdock_replies WHERE url_hash = ?", (key,))
+            if rows and float(rows[0][1]) < now - max_age:
+                return f"expired (older than {max_age / 60:g} minutes)"
+            return f"spent ({max_posts} posts)"
+
+        result: str = self._call(reserve, transaction=True)
+        return result
+
+    def owe_reply(
+        self, *, request_id: str, response_url: str, channel: str, user: str, text: str, issued_at: float
+    ) -> None:
+        """Record that this process acknowledged ``request_id`` and owes it a reply through ``response_url``;
+        if this process dies first, another answers it (:meth:`orphaned_replies`)."""
+        self._call(
+            lambda run: self._owe(
+                run,
+                request_id=request_id,
+                response_url=response_url,
+                channel=channel,
+                user=user,
+                text=text,
+                issued_at=issued_at,
+            )
+        )
+
+    def _owe(
+        self, run: Run, *, request_id: str, response_url: str, channel: str, user: str, text: str, issued_at: float
+    ) -> None:
+        run(
+            "INSERT INTO chatdock_replies (url_hash, response_url, issued_at, state, request_id, instance, "
+            "channel, user_id, text) VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?) ON CONFLICT (url_hash) DO UPDATE "
+            "SET state = 'pending', request_id = excluded.request_id, instance = excluded.instance, "
+            "channel = excluded.channel, user_id = excluded.user_id, text = excluded.text",
+            (
+                _digest(response_url),
+                response_url,
+                issued_at,
+                request_id,
+                self.instance,
+                channel,
+                user,
+                self._clean(text),
+            ),
+        )
+
+    def reply_settled(self, request_id: str) -> None:
+        """The reply owed to ``request_id`` went out (or failed for good): nobody needs to answer it again."""
+        self._call_lane(
+            lambda run: run(
+                "UPDATE chatdock_replies SET state = 'settled' WHERE request_id = ? AND state <> 'noted'",
+                (request_id,),
+            )
+        )
+
+    def orphaned_replies(self, *, limit: int = 50) -> list[dict[str, Any]]:
+        """Take over replies owed by processes that are gone (run :meth:`mark_interrupted` first, which forgets
+        the dead): each is returned to exactly one caller, with the audit row's outcome when there is one."""
+
+        def take(run: Run) -> list[tuple[Any, ...]]:
+            return run(
+                "UPDATE chatdock_replies SET state = 'answering', instance = ? WHERE url_hash IN ("
+                "SELECT url_hash FROM chatdock_replies WHERE state IN ('pending', 'answering') AND issued_at >= ? "
+                "AND instance NOT IN (SELECT instance FROM chatdock_audit_instances) LIMIT ?) "
+                "RETURNING request_id, response_url, issued_at, channel, user_id, text, posts",
+                (self.instance, _now() - REPLY_KEEP_SECONDS, limit),
+            )
+
+        taken: list[tuple[Any, ...]] = self._call(take, transaction=True)
+        out: list[dict[str, Any]] = []
+        for request_id, response_url, issued_at, channel, user, text, posts in taken:
+            sql = "SELECT outcome, message FROM chatdock_audit WHERE request_id = ? ORDER BY id DESC LIMIT 1"
+            rows: list[tuple[Any, ...]] = self._call(partial(_run_with, sql, (request_id,)))
+            outcome, message = rows[0] if rows else (None, None)
+            out.append(
+                {
+                    "request_id": request_id,
+                    "response_url": response_url,
+                    "issued_at": float(issued_at),
+                    "channel": channel,
+                    "user": user,
+                    "text": text,
+                    "posts": int(posts),
+                    "outcome": outcome,
+                    "message": message or "",
+                }
+            )
+        return out
+
+    def acquire_lease(self, name: str, *, ttl: float) -> bool:
+        """Take or renew the lease ``name`` for ``ttl`` seconds; True while this process holds it. A lease is
+        free when it expired or its holder is no longer a registered (live) instance."""
+        now = _now()
+        rows = self._call(
+            lambda run: run(
+                "INSERT INTO chatdock_leases (name, holder, acquired_at, expires_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at, "
+                "acquired_at = CASE WHEN chatdock_leases.holder = excluded.holder THEN chatdock_leases.acquired_at "
+                "ELSE excluded.acquired_at END "
+                "WHERE chatdock_leases.holder = excluded.holder OR chatdock_leases.expires_at < ? "
+                "OR chatdock_leases.holder NOT IN (SELECT instance FROM chatdock_audit_instances) "
+                "RETURNING holder",
+                (name, self.instance, now, now + ttl, now),
+            )
+        )
+        return bool(rows) and rows[0][0] == self.instance
+
+    def release_lease(self, name: str) -> None:
+        """Give ``name`` up at once (a clean stop), so another replica need not wait for it to expire."""
+        self._call(lambda run: run("DELETE FROM chatdock_leases WHERE name = ? AND holder = ?", (name, self.instance)))
+
+    def lease_holder(self, name: str) -> str | None:
+        """The instance holding ``name`` now (None when free or expired)."""
+        rows = self._call(
+            lambda run: run("SELECT holder FROM chatdock_leases WHERE name = ? AND expires_at >= ?", (name, _now()))
+        )
+        return str(rows[0][0]) if rows else None
+
+    def forget_old(self) -> int:
+        """Delete claims past :data:`CLAIM_TTL_SECONDS` and response_urls past :data:`REPLY_KEEP_SECONDS`
+        (bearer capabilities are kept no longer than Slack honours them)."""
+        now = _now()
+
+        def purge(run: Run) -> int:
+            claims = run("DELETE FROM chatdock_claims WHERE claimed_at < ? RETURNING key", (now - CLAIM_TTL_SECONDS,))
+            replies = run(
+                "DELETE FROM chatdock_replies WHERE issued_at < ? RETURNING url_hash", (now - REPLY_KEEP_SECONDS,)
+            )
+            return len(claims) + len(replies)
+
+        count: int = self._call(purge, transaction=True)
+        return count
+
+    def ping(self) -> bool:
+        """Whether the store answers a trivial query now (``/healthz``)."""
+        try:
+            return bool(self._call(lambda run: run("SELECT 1", ())))
+        except Exception:
+            return False
 
     # -- recording -------------------------------------------------------------------------------------
     def _clean(self, text: str | None, limit: int = MAX_TEXT) -> str:
@@ -535,16 +781,18 @@ class AuditStore:
         except Exception:
             log.exception("audit: could not record the end of request %s", outcome.request_id)
 
-    def record_delivery(self, request_id: str, status: str) -> None:
+    def record_delivery(self, request_id: str, status: str, *, mine: bool = True) -> None:
         """Note how the reply to ``request_id`` went out (``response_url``, ``chat.postMessage after ...``, ``ack``)
-        or why it did not (``failed: ...``), on this instance's latest row for it. Never raises."""
+        or why it did not (``failed: ...``), on this instance's latest row for it (any instance's with
+        ``mine=False``: a reply sent for a replica that died). Never raises."""
         if self.readonly:
             return
+        instance_clause = "AND instance = ?" if mine else "AND instance <> ?"
         try:
             self._call(
                 lambda run: run(
-                    "UPDATE chatdock_audit SET delivery = ? WHERE id = "
-                    "(SELECT MAX(id) FROM chatdock_audit WHERE request_id = ? AND instance = ?)",
+                    "UPDATE chatdock_audit SET delivery = ? WHERE id = "  # noqa: S608 (a fixed fragment)
+                    f"(SELECT MAX(id) FROM chatdock_audit WHERE request_id = ? {instance_clause})",
                     (self._clean(status, MAX_MESSAGE), request_id, self.instance),
                 )
             )
@@ -676,6 +924,8 @@ class AuditStore:
                 self._call(leave, transaction=True)
             except Exception:
                 log.warning("audit: could not unregister on close", exc_info=True)
+        with self._lane_lock:
+            self._close_lane()
         with self._lock:
             self._disconnect()
 
@@ -711,8 +961,7 @@ class SqliteAudit(AuditStore):
             except OSError as exc:
                 raise AuditError(f"cannot create the audit log {self.path}: {exc.strerror}") from None
         try:
-            conn = sqlite3.connect(self.path, timeout=10.0, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA busy_timeout = 10000")
+            conn = self._new_connection()
             if not memory:
                 mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()
                 if not mode or str(mode[0]).lower() != "wal":
@@ -722,19 +971,32 @@ class SqliteAudit(AuditStore):
             raise AuditError(f"cannot open the audit log {self.path}: {exc}") from None
         self._conn = conn
 
+    def _new_connection(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=10.0, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA busy_timeout = 10000")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        return conn
+
+    def _open_lane(self) -> Any:
+        # None: claims use the main connection. SQLite has one writer at a time per file whatever the number of
+        # connections, and a second one would wait for the first in SQLite's busy handler (sleeps of up to
+        # 100 ms), where the main connection's lock hands over at once.
+        return None
+
     def _disconnect(self) -> None:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
 
     @contextmanager
-    def _session(self, transaction: bool) -> Iterator[Run]:
-        conn = self._conn
-        if conn is None:
+    def _session(self, transaction: bool, conn: Any = None) -> Iterator[Run]:
+        db: sqlite3.Connection | None = conn or self._conn
+        if db is None:
             raise AuditError("the audit log is closed")
+        conn = db
 
         def run(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
-            return conn.execute(sql, tuple(params)).fetchall()
+            return db.execute(sql, tuple(params)).fetchall()
 
         if not transaction:
             yield run
@@ -800,6 +1062,35 @@ def _schema(primary_key: str, real: str, boolean: str) -> list[str]:
             started_at {real} NOT NULL,
             heartbeat_at {real} NOT NULL
         )""",
+        # replicas (bot.coordination): who received a request first, the response_url budget and pending replies,
+        # and the leases of work that must run once
+        f"""CREATE TABLE IF NOT EXISTS {CLAIMS} (
+            key TEXT PRIMARY KEY,
+            instance TEXT NOT NULL,
+            claimed_at {real} NOT NULL
+        )""",
+        f"CREATE INDEX IF NOT EXISTS {CLAIMS}_claimed ON {CLAIMS} (claimed_at)",
+        f"""CREATE TABLE IF NOT EXISTS {REPLIES} (
+            url_hash TEXT PRIMARY KEY,
+            response_url TEXT NOT NULL,
+            issued_at {real} NOT NULL,
+            posts INTEGER NOT NULL DEFAULT 0,
+            state TEXT NOT NULL DEFAULT 'noted',
+            request_id TEXT,
+            instance TEXT,
+            channel TEXT NOT NULL DEFAULT '',
+            user_id TEXT NOT NULL DEFAULT '',
+            text TEXT NOT NULL DEFAULT ''
+        )""",
+        f"CREATE INDEX IF NOT EXISTS {REPLIES}_issued ON {REPLIES} (issued_at)",
+        f"CREATE INDEX IF NOT EXISTS {REPLIES}_pending ON {REPLIES} (instance) WHERE state <> 'noted'",
+        f"CREATE INDEX IF NOT EXISTS {REPLIES}_request ON {REPLIES} (request_id)",
+        f"""CREATE TABLE IF NOT EXISTS {LEASES} (
+            name TEXT PRIMARY KEY,
+            holder TEXT NOT NULL,
+            acquired_at {real} NOT NULL,
+            expires_at {real} NOT NULL
+        )""",
     ]
 
 
@@ -853,9 +1144,12 @@ class PostgresAudit(AuditStore):
             finally:
                 self._conn = None
 
+    def _open_lane(self) -> Any:
+        return self._open()
+
     @contextmanager
-    def _session(self, transaction: bool) -> Iterator[Run]:
-        conn = self._conn
+    def _session(self, transaction: bool, conn: Any = None) -> Iterator[Run]:
+        conn = conn or self._conn
         if conn is None:
             raise self._psycopg.OperationalError("not connected")
 

@@ -3,9 +3,10 @@
 A response_url is a capability Slack hands out with every command and click: POST JSON to it, at most 5 times,
 within 30 minutes. :class:`ResponseUrlClient` does those posts with one shared httpx client, retries what is worth
 retrying (connection errors, timeouts, 5xx, 429 with a short ``Retry-After``) a bounded number of times, and
-counts posts and age per URL so it knows when a URL is spent. When it cannot deliver it raises
-:class:`DeliveryFailed`, and :class:`Deliverer` falls back to the Web API (``chat.postMessage``,
-``chat.postEphemeral`` or ``chat.update``).
+counts posts and age per URL so it knows when a URL is spent (in the shared store when one is given, so
+several replicas replying to one request together stay within Slack's 5 posts: :class:`SharedBudget`). When it
+cannot deliver it raises :class:`DeliveryFailed`, and :class:`Deliverer` falls back to the Web API
+(``chat.postMessage``, ``chat.postEphemeral`` or ``chat.update``).
 
 Nothing here raises to the caller: :meth:`Deliverer.deliver` returns a short status string ("response_url",
 "chat.postMessage after response_url spent", "failed: ...") so the caller can record how a reply went out.
@@ -21,7 +22,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import httpx
@@ -72,8 +73,15 @@ class _Usage:
     posts: int = 0
 
 
+class SharedBudget(Protocol):
+    """Posts counted across replicas (:meth:`bot.audit.AuditStore.reserve_post`): ``""`` allows one more."""
+
+    def reserve_post(self, response_url: str, *, max_posts: int, max_age: float) -> str: ...
+
+
 class ResponseUrlClient:
-    """POSTs JSON to response_urls, within Slack's limits, with bounded retries."""
+    """POSTs JSON to response_urls, within Slack's limits, with bounded retries. With ``budget`` the posts are
+    also counted in the shared store (one replica's reply and another's "interrupted" note share the 5)."""
 
     def __init__(
         self,
@@ -88,7 +96,9 @@ class ResponseUrlClient:
         max_age: float = MAX_AGE,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        budget: SharedBudget | None = None,
     ) -> None:
+        self.budget = budget
         self._http = client or httpx.Client(timeout=httpx.Timeout(timeout, connect=5.0))
         self._owns_http = client is None
         self.attempts = attempts
@@ -129,6 +139,15 @@ class ResponseUrlClient:
             if usage.posts >= self.max_posts:
                 raise DeliveryFailed(f"spent ({self.max_posts} posts)")
             usage.posts += 1
+        if self.budget is None:
+            return
+        try:
+            refused = self.budget.reserve_post(response_url, max_posts=self.max_posts, max_age=self.max_age)
+        except Exception:
+            log.error("could not count a response_url post in the shared store; counted here only", exc_info=True)
+            return
+        if refused:
+            raise DeliveryFailed(refused)
 
     def _prune(self) -> None:
         # A record is kept until its URL has expired, plus a margin: chatdock's own posts pass ``issued_at``,

@@ -5,8 +5,10 @@
 - **HTTP** (``--http``): waitress serves ``POST /slack/events`` (slash commands and button clicks; bolt checks
   every signature and answers 401 on a bad one) and ``GET /healthz``.
 
-``GET /healthz`` answers ``{"engine": bool, "slack_client": bool}``: 200 while the Docker engine answers, 503 when
-it does not. ``slack_client`` is the last ``auth.test`` (refreshed every minute in the background) and, in
+``GET /healthz`` answers ``{"engine": bool, "slack_client": bool, "store": bool}``: 200 while the Docker engine and
+the shared store (the audit log: it decides which replica handles a request delivered twice) answer, 503 when either
+does not, so a load balancer sends requests to another replica. (``store`` is absent when the pipeline has no
+store, as in some tests.) ``slack_client`` is the last ``auth.test`` (refreshed every minute in the background) and, in
 Socket Mode, whether the socket is connected; it is reported but does not fail the check, so a Slack outage
 does not get a healthy bot restarted in a loop.
 
@@ -28,6 +30,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -39,10 +42,12 @@ from slack_bolt.error import BoltError
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from bot.audit import AuditStore
 from bot.config import Settings
 from bot.engine import Engine
+from bot.interrupted import answer_orphans
 from bot.memory import CountedPool, IdleTrim, freeze_startup_objects, settle_malloc
-from bot.periodic import Periodic
+from bot.periodic import Leader, Periodic
 from bot.pipeline import Auditor, Pipeline
 from bot.policy import PolicyError
 from bot.respond import Deliverer, ResponseUrlClient, api_error
@@ -61,6 +66,8 @@ T = TypeVar("T")
 EVENTS_PATH = "/slack/events"
 HEALTH_PATH = "/healthz"
 _TIMESTAMP = re.compile(r"[0-9]{1,12}")  # X-Slack-Request-Timestamp: seconds since the epoch
+MAINTENANCE_LEASE = "chatdock-maintenance"  # the once-only work: sweeping interrupted rows, answering their requests
+ORPHAN_INTERVAL = 5.0  # seconds between sweeps by the lease holder (every replica also sweeps on its heartbeat)
 MAX_BODY = 1024 * 1024  # a block_actions payload carries the whole message; 1 MiB is far above any of them
 
 
@@ -139,30 +146,44 @@ class Health:
     socket_connected: Callable[[], bool] | None = None
     timeout: float = 3.0
     """How long /healthz waits for the engine's ping (an unreachable TCP engine can hang far longer)."""
+    store: Callable[[], bool] | None = None
+    """The shared store's ping (``AuditStore.ping``), waited for the same way."""
     _pool: ThreadPoolExecutor = field(
-        default_factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="chatdock-health")
+        default_factory=lambda: ThreadPoolExecutor(max_workers=2, thread_name_prefix="chatdock-health")
     )
-    _ping: Future[bool] | None = None
+    _pings: dict[str, Future[bool]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def engine_ok(self) -> bool:
-        """The engine's ping, waited for at most ``timeout``; a ping still in flight is shared, never stacked."""
+    def _waited(self, what: str, ping: Callable[[], bool]) -> bool:
+        """``ping()``, waited for at most ``timeout``; a ping still in flight is shared, never stacked."""
         with self._lock:
-            if self._ping is None or self._ping.done():
-                self._ping = self._pool.submit(self.engine.ping)
-            ping = self._ping
+            future = self._pings.get(what)
+            if future is None or future.done():
+                future = self._pings[what] = self._pool.submit(ping)
         try:
-            return ping.result(timeout=self.timeout)
+            return future.result(timeout=self.timeout)
         except FutureTimeout:
             return False
+        except Exception:
+            return False
+
+    def engine_ok(self) -> bool:
+        return self._waited("engine", self.engine.ping)
+
+    def store_ok(self) -> bool:
+        return True if self.store is None else self._waited("store", self.store)
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def report(self) -> tuple[int, dict[str, bool]]:
         engine_ok = self.engine_ok()
+        store_ok = self.store_ok()
         slack_ok = self.slack.ok and (self.socket_connected() if self.socket_connected else True)
-        return (200 if engine_ok else 503), {"engine": engine_ok, "slack_client": slack_ok}
+        report = {"engine": engine_ok, "slack_client": slack_ok}
+        if self.store is not None:
+            report["store"] = store_ok
+        return (200 if engine_ok and store_ok else 503), report
 
 
 def make_wsgi(
@@ -231,6 +252,7 @@ class Server:
     read_executor: ThreadPoolExecutor | None = None
     idle_trim: IdleTrim | None = None
     home: SlackHome = field(default_factory=SlackHome)
+    leader: Leader | None = None
     _thread: threading.Thread | None = field(default=None, repr=False)
     _running: bool = field(default=False, repr=False)
     _stopped: bool = field(default=False, repr=False)
@@ -254,6 +276,8 @@ class Server:
         self.groups.start()
         if self.idle_trim is not None:
             self.idle_trim.start()
+        if self.leader is not None:
+            self.leader.start()
 
     def start(self) -> threading.Thread:
         """Serve in a background thread (tests); :meth:`stop` ends it."""
@@ -301,6 +325,8 @@ class Server:
         if self._stopped:
             return
         self._stopped = True
+        if self.leader is not None:
+            self.leader.stop()  # gives the lease up: another replica takes the once-only work at once
         if self.socket_handler is not None:
             try:
                 self.socket_handler.close()  # type: ignore[no-untyped-call]
@@ -379,7 +405,10 @@ def build_server(
     executor = CountedPool(idle_trim, max_workers=settings.workers, thread_name_prefix="chatdock-work")
     read_executor = CountedPool(idle_trim, max_workers=settings.read_workers, thread_name_prefix="chatdock-read")
     listener_executor = ThreadPoolExecutor(max_workers=32, thread_name_prefix="bolt")
-    deliverer = Deliverer(client=client, response_urls=ResponseUrlClient())
+    # the audit store is also what replicas share: duplicates, the response_url budget, owed replies, leases
+    store = pipeline.auditor if isinstance(pipeline.auditor, AuditStore) and not pipeline.auditor.readonly else None
+    response_urls = ResponseUrlClient(budget=store)
+    deliverer = Deliverer(client=client, response_urls=response_urls)
     groups = GroupDirectory(client)
     ack_first = AckFirst()
     identity = _quietly(client.auth_test).data  # who installed us; bolt's own auth.test follows in create_app
@@ -395,7 +424,18 @@ def build_server(
         ack_first=ack_first,
         read_executor=read_executor,
         home=home,
+        shared=store,
     )
+    leader = None
+    if store is not None:
+        leader = Leader(store, name=MAINTENANCE_LEASE)
+        leader.every(
+            partial(answer_orphans, store=store, pipeline=pipeline, response_urls=response_urls),
+            interval=ORPHAN_INTERVAL,
+            name="chatdock-orphans",
+            failure="answering requests of a stopped replica failed",
+        )
+        leader.every(store.forget_old, interval=60.0, name="chatdock-forget", failure="pruning the shared store failed")
     probe = SlackProbe(client)
     socket_handler = None
     if socket_mode:
@@ -407,6 +447,7 @@ def build_server(
         engine=pipeline.engine,
         slack=probe,
         socket_connected=socket_handler.client.is_connected if socket_handler is not None else None,
+        store=store.ping if store is not None else None,
     )
     wsgi = make_wsgi(
         health=health,
@@ -438,6 +479,7 @@ def build_server(
         socket_handler=socket_handler,
         owns_engine=owns_engine,
         home=home,
+        leader=leader,
     )
 
 

@@ -40,9 +40,9 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Protocol
 
-from slack_bolt import Ack, App
+from slack_bolt import Ack, App, BoltRequest
 from slack_sdk import WebClient
 
 from bot.config import Settings
@@ -77,7 +77,9 @@ STATE_CHANGING = frozenset({"stop", "start", "restart", "rm", "rmi"})
 # Words only this front door says (everything else is rendered from an Outcome by bot.render_blocks).
 BUTTON_INVALID = "This button is not valid (it may be from an older chatdock, or altered); nothing was done."
 SHUTTING_DOWN = "chatdock is restarting and did not run this; try again in a minute."
-REPLAYED = "This exact request was already received once (a replay); nothing was done."
+REPLAYED = (
+    "This exact request was already received (a retry or a replay of it); it is handled once, nothing more was done."
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -236,21 +238,71 @@ class AckFirst:
                 self._changed.wait(min(self.quiet - idle, deadline - now))
 
 
-class ReplayGuard:
-    """Remembers the ``trigger_id`` of every request for ``ttl`` seconds. Slack never retries slash commands or
-    clicks, and a signature stays valid for 5 minutes, so a trigger seen twice is a replay: without this, a
-    captured ``/docker run -d IMAGE`` re-sent within the window would start a second container. (Per process:
-    replicas behind a load balancer each keep their own.)"""
+class Shared(Protocol):
+    """What replicas share through the store (:class:`bot.audit.AuditStore`): who received a request first, and
+    which replies are still owed (answered by another replica if this one dies)."""
 
-    def __init__(self, *, ttl: float = 600.0, clock: Callable[[], float] = time.monotonic) -> None:
+    def claim(self, key: str, *, owe: dict[str, Any] | None = None) -> bool: ...
+
+    def owe_reply(
+        self, *, request_id: str, response_url: str, channel: str, user: str, text: str, issued_at: float
+    ) -> None: ...
+
+    def reply_settled(self, request_id: str) -> None: ...
+
+
+def command_key(body: Mapping[str, Any]) -> str:
+    """A slash command's dedupe key: its ``trigger_id`` (unique per invocation), else its response_url."""
+    trigger = str(body.get("trigger_id") or "")
+    if trigger:
+        return f"command:{trigger}"
+    url = str(body.get("response_url") or "")
+    return f"command-url:{url}" if url else ""
+
+
+def click_key(body: Mapping[str, Any], action: Mapping[str, Any]) -> str:
+    """A click's dedupe key: the message, the button, the click's own ``action_ts`` and the clicker (a second
+    click on the same button is a new ``action_ts``: a new request, which the state check then judges)."""
+    container = body.get("container") or {}
+    message_ts = container.get("message_ts") or (body.get("message") or {}).get("ts") or ""
+    stamp = str(action.get("action_ts") or body.get("trigger_id") or "")
+    if not stamp:
+        return ""
+    user = str((body.get("user") or {}).get("id") or "")
+    return f"click:{message_ts}:{action.get('action_id', '')}:{stamp}:{user}"
+
+
+def retry_of(request: BoltRequest | None) -> str:
+    """Slack's retry headers (``X-Slack-Retry-Num``, ``X-Slack-Retry-Reason``) as a few words for the log."""
+    if request is None:
+        return ""
+    number = (request.headers.get("x-slack-retry-num") or [""])[0]
+    reason = (request.headers.get("x-slack-retry-reason") or [""])[0]
+    return f"Slack retry #{number[:4]} ({reason[:40] or 'no reason given'})" if number else ""
+
+
+class ReplayGuard:
+    """Lets each request through once. A request can arrive twice: Slack retries (``X-Slack-Retry-Num``), a load
+    balancer re-sends to another replica, or someone replays a captured request within its signature's 5 minutes
+    (without this, a re-sent ``/docker run -d IMAGE`` would start a second container). The key is claimed in the
+    shared store (:class:`Shared`), so the first of any replica wins; a copy that arrives later is acknowledged
+    as already received and does nothing. This process also remembers its own keys for ``ttl`` seconds (no
+    database round trip for its own repeats). If the store cannot be reached, the local memory decides alone
+    (that replica then reports itself unhealthy on /healthz, so a balancer sends the traffic elsewhere)."""
+
+    def __init__(
+        self, *, shared: Shared | None = None, ttl: float = 600.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.shared = shared
         self.ttl = ttl
         self._clock = clock
         self._seen: OrderedDict[str, float] = OrderedDict()
         self._lock = threading.Lock()
 
-    def first_time(self, trigger_id: str) -> bool:
-        """True the first time ``trigger_id`` is seen (and for requests without one)."""
-        if not trigger_id:
+    def first_time(self, key: str, *, owe: dict[str, Any] | None = None) -> bool:
+        """True the first time ``key`` is seen by any replica (and for requests without one). ``owe`` notes the
+        reply this process then owes, in the same transaction as the claim (see :meth:`Shared.owe_reply`)."""
+        if not key:
             return True
         now = self._clock()
         with self._lock:
@@ -259,9 +311,17 @@ class ReplayGuard:
                 if now - seen_at < self.ttl:
                     break
                 del self._seen[oldest]
-            if trigger_id in self._seen:
+            if key in self._seen:
                 return False
-            self._seen[trigger_id] = now
+            self._seen[key] = now
+        if self.shared is None:
+            return True
+        try:
+            return self.shared.claim(key, owe=owe)
+        except Exception:
+            log.error(
+                "could not claim a request in the shared store; deduplicating in this process only", exc_info=True
+            )
             return True
 
 
@@ -279,6 +339,7 @@ class _Listeners:
         read_executor: ThreadPoolExecutor | None = None,
         progress_interval: float = 3.0,
         home: SlackHome | None = None,
+        shared: Shared | None = None,
     ) -> None:
         self.home = home or SlackHome()
         self.pipeline = pipeline
@@ -286,12 +347,13 @@ class _Listeners:
         self.read_executor = read_executor or executor
         self.deliverer = deliverer
         self.groups = groups
-        self.replays = ReplayGuard()
+        self.shared = shared
+        self.replays = ReplayGuard(shared=shared)
         self.ack_first = ack_first
         self.progress_interval = progress_interval
 
     # -- slash commands --------------------------------------------------------------------------------
-    def on_command(self, ack: Ack, body: dict[str, Any]) -> None:
+    def on_command(self, ack: Ack, body: dict[str, Any], request: BoltRequest | None = None) -> None:
         received = time.monotonic()
         actor = self._actor(
             user=body.get("user_id", ""),
@@ -301,23 +363,28 @@ class _Listeners:
             own=command_user_team(body),
         )
         text = COMMANDS.get(str(body.get("command", "")), "") + str(body.get("text", ""))
-        if not self.replays.first_time(str(body.get("trigger_id") or "")):
-            log.warning("refused a replayed slash command from %s (trigger seen before)", actor.user)
+        response_url = body.get("response_url") or None
+        request_id = new_request_id()
+        if not self.replays.first_time(command_key(body), owe=self._owed(request_id, response_url, actor, text)):
+            retry = retry_of(request)
+            log.warning(
+                "a slash command from %s was already received (%s); not run again", actor.user, retry or "replay"
+            )
             _ack(ack, _notice(REPLAYED))
             return
-        response_url = body.get("response_url") or None
         if response_url:
             self.deliverer.response_urls.note(response_url, issued_at=received)
-        request_id = new_request_id()
         try:
             triaged: Parsed | Outcome = self.pipeline.triage(text, actor, source="slack")
             if isinstance(triaged, Outcome):
                 _ack(ack, render_message(triaged))
                 self.pipeline.record_delivery(triaged.request_id, "ack")
+                self._settle(request_id)
                 return
         except Exception:  # triage promises not to raise; the user still gets an answer in time
             log.exception("request %s: triage failed", request_id)
             _ack(ack, _notice(internal_error(request_id)))
+            self._settle(request_id)
             return
         quick_read = triaged.command.plan is None and not triaged.command.slow
         if not quick_read:
@@ -365,12 +432,9 @@ class _Listeners:
         self._record(request_id, actor, status, received)
 
     # -- buttons ---------------------------------------------------------------------------------------
-    def on_button(self, ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
-        if not self.replays.first_time(str(body.get("trigger_id") or "")):
-            log.warning("refused a replayed click (trigger seen before)")
-            ack()
-            return
-        ack()
+    def on_button(
+        self, ack: Ack, body: dict[str, Any], action: dict[str, Any], request: BoltRequest | None = None
+    ) -> None:
         received = time.monotonic()
         user = body.get("user") or {}
         container = body.get("container") or {}
@@ -382,11 +446,19 @@ class _Listeners:
             own=click_user_team(body),
         )
         response_url = body.get("response_url") or None
+        request_id = new_request_id()
+        owed = self._owed(request_id, response_url, actor, _button_text(action))
+        if not self.replays.first_time(click_key(body, action), owe=owed):
+            log.warning("a click was already received (%s); not run again", retry_of(request) or "replay")
+            ack()  # the first delivery replies (or replaced the message); a second reply would only repeat it
+            return
+        ack()
         if response_url:
             self.deliverer.response_urls.note(response_url, issued_at=received)
         message_ts = container.get("message_ts") or (body.get("message") or {}).get("ts")
         self._submit(
             self._run_click,
+            request_id=request_id,
             action=action,
             actor=actor,
             response_url=response_url,
@@ -397,13 +469,13 @@ class _Listeners:
     def _run_click(
         self,
         *,
+        request_id: str,
         action: Mapping[str, Any],
         actor: Actor,
         response_url: str | None,
         message_ts: str | None,
         received: float,
     ) -> None:
-        request_id = new_request_id()
         try:
             verb, container_id, state = parse_button_value(str(action.get("value", "")))
             if str(action.get("action_id", "")) != ACTION_ID_PREFIX + verb or verb not in BUTTON_VERBS:
@@ -490,8 +562,33 @@ class _Listeners:
             self.deliverer.deliver(
                 _notice(SHUTTING_DOWN), kwargs.get("response_url"), kwargs["actor"].channel, user=kwargs["actor"].user
             )
+            if kwargs.get("request_id"):
+                self._settle(kwargs["request_id"])
+
+    def _owed(self, request_id: str, response_url: str | None, actor: Actor, text: str) -> dict[str, Any] | None:
+        """What the shared store notes as owed once the request is claimed (see :class:`Shared`)."""
+        if self.shared is None or not response_url:
+            return None
+        return {
+            "request_id": request_id,
+            "response_url": response_url,
+            "channel": actor.channel,
+            "user": actor.user,
+            "text": text,
+            "issued_at": time.time(),
+        }
+
+    def _settle(self, request_id: str) -> None:
+        """The request is answered (or refused for good): no other replica needs to answer it."""
+        if self.shared is None:
+            return
+        try:
+            self.shared.reply_settled(request_id)
+        except Exception:
+            log.error("request %s: could not settle its reply in the shared store", request_id, exc_info=True)
 
     def _record(self, request_id: str, actor: Actor, status: str, received: float) -> None:
+        self._settle(request_id)  # first: another replica must not answer it again
         self.pipeline.record_delivery(request_id, status)  # in the request's audit entry, failures included
         elapsed = (time.monotonic() - received) * 1000
         if status.startswith("failed"):
@@ -500,6 +597,15 @@ class _Listeners:
             )
         else:
             log.info("request %s for %s: delivered via %s after %.0f ms", request_id, actor.user, status, elapsed)
+
+
+def _button_text(action: Mapping[str, Any]) -> str:
+    """The command a click stands for (``stop <container ID>``), as noted with its owed reply; checked later."""
+    try:
+        verb, container_id, _state = parse_button_value(str(action.get("value", "")))
+    except ValueError:
+        return "(a button that is not valid)"
+    return f"{BUTTON_VERBS.get(verb, verb)} {container_id}"
 
 
 def _ack(ack: Ack, message: SlackMessage) -> None:
@@ -529,11 +635,13 @@ def create_app(
     ack_first: AckFirst | None = None,
     read_executor: ThreadPoolExecutor | None = None,
     home: SlackHome | None = None,
+    shared: Shared | None = None,
 ) -> App:
     """The bolt App with chatdock's listeners. ``client`` is the WebClient every Web API call goes through;
     ``ack_first`` is the front door's (HTTP wraps each request in :meth:`AckFirst.answering`); quick reads run
     on ``read_executor`` (``executor`` when not given), everything else on ``executor``. ``home`` is the
-    installing organisation (people from elsewhere are external; without it, everyone is)."""
+    installing organisation (people from elsewhere are external; without it, everyone is). ``shared`` (the audit
+    store) makes replicas agree on duplicates and owed replies; without it each process deduplicates alone."""
     secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
     if not secret:
         # Socket Mode needs no signing secret. An empty one would let anyone sign HTTP requests with the
@@ -559,13 +667,14 @@ def create_app(
         ack_first=ack_first,
         read_executor=read_executor,
         home=home,
+        shared=shared,
     )
 
-    def on_command(ack: Ack, body: dict[str, Any]) -> None:
-        listeners.on_command(ack, body)
+    def on_command(ack: Ack, body: dict[str, Any], request: BoltRequest) -> None:
+        listeners.on_command(ack, body, request)
 
-    def on_button(ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
-        listeners.on_button(ack, body, action)
+    def on_button(ack: Ack, body: dict[str, Any], action: dict[str, Any], request: BoltRequest) -> None:
+        listeners.on_button(ack, body, action, request)
 
     for command in COMMANDS:
         app.command(command)(on_command)

@@ -335,3 +335,12 @@ def used_by(names: tuple[str, ...], hidden: int) -> str:
     if hidden:
         shown += (" + " if shown else "") + f"{hidden} other{'s' if hidden != 1 else ''}"
     return shown or "—"
+
+
+def interrupted_reply(mention: str, text: str, request_id: str, known: list[str]) -> str:
+    """The reply another replica sends for a request whose replica died before answering it."""
+    facts = "\n".join(f"• {line}" for line in known) or "• nothing more is known; check with `ps -a`"
+    return (
+        f"⚠️ Interrupted: chatdock stopped while running `{text}` for {mention} (request {request_id}); "
+        f"another chatdock replica sends this instead. What is known of the state now:\n{facts}"
+    )

@@ -158,6 +158,31 @@ class SlackDriver:
     ) -> Sent:
         """``user`` (of workspace ``user_team``, clicking in workspace ``team``) clicks the ``chatdock:<action>``
         button in ``message`` (optionally with a forged value)."""
+        body, response_url = self.click_body(
+            message,
+            action,
+            user=user,
+            channel=channel,
+            container_id=container_id,
+            value=value,
+            user_team=user_team,
+            team=team,
+        )
+        return self.post(body, self.signed_headers(body), response_url)
+
+    def click_body(
+        self,
+        message: dict[str, Any],
+        action: str,
+        *,
+        user: str = "UADMIN",
+        channel: str = CHANNEL,
+        container_id: str | None = None,
+        value: str | None = None,
+        user_team: str = TEAM,
+        team: str = TEAM,
+    ) -> tuple[str, str]:
+        """The form body Slack POSTs for that click, and its response_url (to send one click more than once)."""
         block_id, button = find_button(message, action, container_id)
         response_url = self.fake.new_response_url()
         ts = f"{int(time.time())}.000{random.randint(100, 999)}"
@@ -186,8 +211,7 @@ class SlackDriver:
                 }
             ],
         }
-        body = urlencode({"payload": json.dumps(payload)})
-        return self.post(body, self.signed_headers(body), response_url)
+        return urlencode({"payload": json.dumps(payload)}), response_url
 
     def posted(self, containing: str, *, timeout: float = 40) -> dict[str, Any]:
         """The arguments of the chat.postMessage whose text or blocks mention ``containing`` (replies that

@@ -326,7 +326,7 @@ def test_serve_answers_slack_over_http_and_stops_on_sigterm(
             url = found.group(1) if found else None
         assert url, Path(stderr.name).read_text()
 
-        assert httpx.get(f"{url}/healthz", timeout=10).json() == {"engine": True, "slack_client": True}
+        assert httpx.get(f"{url}/healthz", timeout=10).json() == {"engine": True, "slack_client": True, "store": True}
         driver = SlackDriver(url, fake_slack)
         sent = driver.command("ps -a")
         assert sent.response.status_code == 200 and sent.elapsed < 3.0

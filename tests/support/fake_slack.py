@@ -62,6 +62,7 @@ class FakeSlack:
     arrivals: list[tuple[float, str]] = field(default_factory=list)  # (time.monotonic(), path) of every request
     answered: dict[str, list[int]] = field(default_factory=dict)  # response_url path → the status of each answer
     port: int = 0  # 0: any free port
+    host: str = "127.0.0.1"  # another address (the docker0 gateway) lets a container reach it
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _ts: Any = field(default_factory=lambda: itertools.count(1))
 
@@ -84,7 +85,7 @@ class FakeSlack:
                 length = int(self.headers.get("Content-Length") or 0)
                 fake._handle(self, self.rfile.read(length))
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self._server = ThreadingHTTPServer((self.host, self.port), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self._thread.start()
