@@ -125,8 +125,11 @@ class Engine:
         timeout: float = 30.0,
         pool_size: int = 32,
         client: docker.DockerClient | None = None,
+        factory: Callable[[], docker.DockerClient] | None = None,
     ) -> None:
+        """``factory`` builds the client when it is not a plain ``base_url`` (TLS, SSH: see bot.hosts)."""
         self.base_url = base_url
+        self._factory = factory
         self.timeout = timeout
         self.pool_size = pool_size
         self._client = client
@@ -145,6 +148,8 @@ class Engine:
 
     def _connect(self) -> docker.DockerClient:
         try:
+            if self._factory is not None:
+                return self._factory()
             if self.base_url:
                 return docker.DockerClient(base_url=self.base_url, timeout=self.timeout, max_pool_size=self.pool_size)
             return docker.from_env(timeout=self.timeout, max_pool_size=self.pool_size)

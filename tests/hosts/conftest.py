@@ -58,3 +58,22 @@ def hung_engine() -> Iterator[HungEngine]:
     hung = HungEngine()
     yield hung
     hung.close()
+
+
+def hosts_yaml(second_engine: SecondEngine, second_ssh: SshFront | None = None, *, extra: str = "") -> str:
+    """A hosts file naming the first engine ``local`` (the default) and the second over unix, TLS and SSH."""
+    tls = second_engine.client_tls
+    assert tls is not None
+    lines = [
+        "hosts:",
+        "  local: {url: 'unix:///var/run/docker.sock', default: true}",
+        f"  second: {{url: '{second_engine.unix_url}', labels: {{env: staging}}}}",
+        f"  secure: {{url: '{second_engine.tcp_url}', tls: {{ca: {tls.ca}, cert: {tls.cert}, key: {tls.key}}},"
+        " labels: {env: prod}}",
+    ]
+    if second_ssh is not None:
+        lines.append(
+            f"  remote: {{url: '{second_ssh.url}', ssh: {{identity: {second_ssh.identity},"
+            f" known_hosts: {second_ssh.known_hosts}}}}}"
+        )
+    return "\n".join(lines) + "\n" + extra
