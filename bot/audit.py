@@ -91,7 +91,7 @@ Run = Callable[[str, Sequence[Any]], list[tuple[Any, ...]]]
 
 _COLUMNS = (
     "id, request_id, instance, started_at, ended_at, team, channel, user_id, source, text, command, request, "
-    "allowed, rule, reason, outcome, message, container_ids, network_ids, duration_ms, delivery"
+    "allowed, rule, reason, outcome, message, container_ids, network_ids, duration_ms, delivery, host"
 )
 
 
@@ -329,12 +329,14 @@ class AuditStore:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _readable_columns(self) -> str:
-        """The columns to read: a log written by an older chatdock has no ``delivery`` column yet."""
-        try:
-            self._call(lambda run: run("SELECT delivery FROM chatdock_audit WHERE 1 = 0", ()))
-        except Exception:
-            return _COLUMNS.replace("delivery", "NULL AS delivery")
-        return _COLUMNS
+        """The columns to read: a log written by an older chatdock has no ``delivery`` or ``host`` column yet."""
+        columns = _COLUMNS
+        for column in ("delivery", "host"):
+            try:
+                self._call(partial(_run_with, f"SELECT {column} FROM chatdock_audit WHERE 1 = 0", ()))  # noqa: S608
+            except Exception:
+                columns = columns.replace(f", {column}", f", NULL AS {column}")
+        return columns
 
     # -- instances -------------------------------------------------------------------------------------
     def _register(self) -> None:
@@ -425,8 +427,10 @@ class AuditStore:
         command: str | None,
         request: dict[str, Any] | None,
         decision: Decision | None,
+        host: str | None = None,
     ) -> None:
-        """Record a request before it runs (``outcome`` stays NULL until :meth:`end`)."""
+        """Record a request before it runs (``outcome`` stays NULL until :meth:`end`). ``host``: the configured
+        host it is for (NULL with zero configuration)."""
         try:
             cleaned = self.clean_request(request)
             params = (
@@ -443,12 +447,13 @@ class AuditStore:
                 decision.allowed if decision else None,
                 decision.rule if decision else None,
                 self._clean(decision.reason, MAX_MESSAGE) if decision else None,
+                host,
             )
             rows = self._call(
                 lambda run: run(
                     "INSERT INTO chatdock_audit (request_id, instance, started_at, team, channel, user_id, source, "
-                    "text, command, request, allowed, rule, reason) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                    "text, command, request, allowed, rule, reason, host) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                     params,
                 )
             )
@@ -553,6 +558,7 @@ class AuditStore:
             networks,
             duration,
             delivery,
+            host,
         ) = row
         return {
             "id": int(row_id),
@@ -573,6 +579,7 @@ class AuditStore:
             "network_ids": json.loads(networks or "[]"),
             "duration_ms": None if duration is None else float(duration),
             "delivery": delivery,
+            "host": host,
             "instance": instance,
         }
 
@@ -583,8 +590,10 @@ class AuditStore:
         limit: int = 20,
         user: str | None = None,
         failed: bool = False,
+        host: str | None = None,
     ) -> list[dict[str, Any]]:
-        """The newest entries of ``channel`` (the request asking is left out), newest first."""
+        """The newest entries of ``channel`` (the request asking is left out), newest first; ``host`` keeps only
+        that host's."""
         where = ["channel = ?"]
         params: list[Any] = [channel]
         current = getattr(self._local, "current", None)
@@ -596,6 +605,9 @@ class AuditStore:
             params.append(user)
         if failed:
             where.append("outcome IS NOT NULL AND outcome <> 'ok'")
+        if host:
+            where.append("host = ?")
+            params.append(host)
         params.append(max(1, min(int(limit), MAX_RECENT)))
         rows = self._call(
             lambda run: run(
@@ -729,6 +741,8 @@ class SqliteAudit(AuditStore):
         columns = {str(row[1]) for row in run(f"PRAGMA table_info({TABLE})", ())}
         if "delivery" not in columns:
             run(f"ALTER TABLE {TABLE} ADD COLUMN delivery TEXT", ())
+        if "host" not in columns:
+            run(f"ALTER TABLE {TABLE} ADD COLUMN host TEXT", ())
 
     def integrity_check(self) -> str:
         rows = self._call(lambda run: run("PRAGMA integrity_check", ()))
@@ -758,7 +772,8 @@ def _schema(primary_key: str, real: str, boolean: str) -> list[str]:
             container_ids TEXT NOT NULL DEFAULT '[]',
             network_ids TEXT NOT NULL DEFAULT '[]',
             duration_ms {real},
-            delivery TEXT
+            delivery TEXT,
+            host TEXT
         )""",
         f"CREATE INDEX IF NOT EXISTS {TABLE}_channel ON {TABLE} (channel, started_at)",
         f"CREATE INDEX IF NOT EXISTS {TABLE}_started ON {TABLE} (started_at)",
@@ -847,6 +862,7 @@ class PostgresAudit(AuditStore):
             "SELECT pg_advisory_xact_lock(hashtext('chatdock_audit_schema'))",
             *_schema("BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY", "DOUBLE PRECISION", "BOOLEAN"),
             f"ALTER TABLE {TABLE} ADD COLUMN IF NOT EXISTS delivery TEXT",  # logs created before the column
+            f"ALTER TABLE {TABLE} ADD COLUMN IF NOT EXISTS host TEXT",  # and before several hosts
         ]
 
 

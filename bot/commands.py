@@ -14,6 +14,7 @@ from typing import Any
 from bot.engine import Engine
 from bot.errors import UsageError
 from bot.flags import Grammar, Parsed, parse
+from bot.hosts import DEFAULT_NAME, HostSet
 from bot.models import Actor, ContainerFacts, NetworkFacts, Request, Result
 from bot.policy import Policy
 
@@ -51,6 +52,8 @@ class Context:
     run_timeout: float = 60.0
     exec_timeout: float = 30.0
     history: Callable[..., list[dict[str, Any]]] | None = None
+    hosts: HostSet | None = None  # every configured host (``context ls``); ``engine`` is the chosen one's
+    host: str = DEFAULT_NAME
 
 
 Handler = Callable[[Context, Any], Result]

@@ -32,6 +32,7 @@ T = TypeVar("T")
 REF_PATTERN = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$")
 _PORT_TAKEN = re.compile(r"Bind for (\S+?):(\d+) failed: port is already allocated|listen tcp\S* (\S+):(\d+): bind")
 _TRANSIENT = (requests.exceptions.ConnectionError,)
+_LOCAL_HINT = "is dockerd running and is DOCKER_HOST right?"
 
 
 class AmbiguousReference(UsageError):
@@ -83,6 +84,8 @@ def translate(exc: Exception, *, timeout: float | None = None) -> ChatdockError:
         if exc.status_code in (400, 403):
             return UsageError(message)
         return EngineError(message)
+    if type(exc).__module__.startswith("paramiko"):  # a host reached over SSH (bot.hosts)
+        return EngineUnavailable(f"Docker engine unreachable over SSH ({type(exc).__name__}: {exc})")
     if isinstance(exc, docker.errors.DockerException):
         text = str(exc)
         if isinstance(exc.__cause__, requests.exceptions.Timeout) or "timed out" in text:
@@ -126,9 +129,12 @@ class Engine:
         pool_size: int = 32,
         client: docker.DockerClient | None = None,
         factory: Callable[[], docker.DockerClient] | None = None,
+        name: str | None = None,
     ) -> None:
-        """``factory`` builds the client when it is not a plain ``base_url`` (TLS, SSH: see bot.hosts)."""
+        """``factory`` builds the client when it is not a plain ``base_url`` (TLS, SSH: see bot.hosts); ``name`` is
+        the configured host's, named in "unreachable" errors (with several hosts, which one matters)."""
         self.base_url = base_url
+        self.name = name
         self._factory = factory
         self.timeout = timeout
         self.pool_size = pool_size
@@ -154,7 +160,12 @@ class Engine:
                 return docker.DockerClient(base_url=self.base_url, timeout=self.timeout, max_pool_size=self.pool_size)
             return docker.from_env(timeout=self.timeout, max_pool_size=self.pool_size)
         except Exception as exc:
-            raise translate(exc, timeout=self.timeout) from exc
+            raise self._about_host(translate(exc, timeout=self.timeout)) from exc
+
+    def _about_host(self, error: ChatdockError) -> ChatdockError:
+        if self.name is None or not isinstance(error, EngineUnavailable) or error.message.startswith("host "):
+            return error
+        return EngineUnavailable(f"host {self.name}: {error.message.replace(_LOCAL_HINT, 'is dockerd running there?')}")
 
     def _forget_client_on(self, exc: Exception) -> None:
         if isinstance(exc, (*_TRANSIENT, requests.exceptions.Timeout)):
@@ -190,7 +201,7 @@ class Engine:
             return attempt()
         except Exception as exc:
             self._forget_client_on(exc)
-            raise translate(exc, timeout=self.timeout) from exc
+            raise self._about_host(translate(exc, timeout=self.timeout)) from exc
 
     def write(self, call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """A call that changes something: never retried blindly."""
@@ -198,7 +209,7 @@ class Engine:
             return call(*args, **kwargs)
         except Exception as exc:
             self._forget_client_on(exc)
-            raise translate(exc, timeout=self.timeout) from exc
+            raise self._about_host(translate(exc, timeout=self.timeout)) from exc
 
     def ping(self) -> bool:
         def ping() -> bool:  # reaching ``api`` may itself fail: keep it inside ``read``

@@ -52,6 +52,9 @@ log = logging.getLogger(__name__)
 
 DEFAULT_NAME = "default"
 HOST_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")
+# Each Engine API connection over SSH is a session channel on the one SSH connection, and sshd allows 10 at once
+# (MaxSessions): at most 8 are kept open for reuse.
+SSH_SESSIONS = 8
 MIN_API_VERSION = "1.24"  # docker-py's own minimum; the real version is negotiated on connecting
 
 
@@ -348,6 +351,11 @@ def _ssh_adapter_class() -> type[Any]:
                 channel_timeout=self._connect_timeout,
             )
 
+        def get_connection(self, url: str, proxies: Any = None) -> Any:
+            # docker-py keys its SSH pools by the whole request URL: every container ID or exec ID got a pool of
+            # its own, each keeping a channel open, until sshd's MaxSessions refused more. One pool per host.
+            return super().get_connection("ssh://docker", proxies)
+
         def _connect(self) -> None:
             super()._connect()
             transport = self.ssh_client.get_transport() if self.ssh_client else None
@@ -369,7 +377,8 @@ def connect(host: Host, *, timeout: float, pool_size: int) -> docker.DockerClien
             client = docker.DockerClient(
                 base_url=host.url, version=MIN_API_VERSION, timeout=timeout, use_ssh_client=True
             )
-            adapter = _ssh_adapter_class()(host.url, host=host, timeout=timeout, max_pool_size=pool_size)
+            sessions = min(pool_size, SSH_SESSIONS)
+            adapter = _ssh_adapter_class()(host.url, host=host, timeout=timeout, max_pool_size=sessions)
             client.api._custom_adapter = adapter
             client.api.mount("http+docker://ssh", adapter)
         else:
@@ -458,15 +467,19 @@ class HostSet:
         self.limits: dict[str, int] = {}
         for host in config.hosts:
             host_timeout = host.timeout or timeout
+            name_errors_as = host.name if config.configured else None
             if host.name in given:
                 self.engines[host.name] = given[host.name]
             elif urlsplit(host.url).scheme == "unix" and host.tls is None:
-                self.engines[host.name] = Engine(base_url=host.url, timeout=host_timeout, pool_size=pool_size)
+                self.engines[host.name] = Engine(
+                    base_url=host.url, timeout=host_timeout, pool_size=pool_size, name=name_errors_as
+                )
             else:
                 self.engines[host.name] = Engine(
                     timeout=host_timeout,
                     pool_size=pool_size,
                     factory=_connector(host, timeout=host_timeout, pool_size=pool_size),
+                    name=name_errors_as,
                 )
             limit = host.workers or workers or max(4, pool_size // 2)
             self.limits[host.name] = limit

@@ -10,6 +10,7 @@ is logged in full and shown as a short apology with the request ID (never a stac
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import uuid
@@ -22,6 +23,7 @@ from bot import policy as policy_rules
 from bot.commands import Command, Context, EngineCall, Registry
 from bot.engine import AmbiguousReference, Engine
 from bot.errors import ChatdockError, Conflict, Denied, NotFound, UsageError
+from bot.hosts import HostSet
 from bot.models import Actor, ContainerFacts, Decision, DryRun, NetworkFacts, Request, Result
 from bot.policy import Policy
 from bot.redact import redact_document, redact_text, redact_words
@@ -30,6 +32,7 @@ from bot.tokenize import split_words
 
 log = logging.getLogger(__name__)
 
+CONTEXT_USAGE = "[--context NAME | -c NAME] COMMAND ...  (NAME: a configured host; `context ls` lists them)"
 PREFIXES = {"/docker": (), "docker": (), "/net": ("network",), "/network": ("network",)}
 
 
@@ -56,6 +59,7 @@ class Outcome(BaseModel):
     result: SerializeAsAny[Result] | None = None
     error: ErrorInfo | None = None
     engine_request: list[dict[str, Any]] | None = None
+    host: str | None = None  # the host it ran on; None with zero configuration (one engine, never named)
     container_ids: tuple[str, ...] = ()
     network_ids: tuple[str, ...] = ()
     duration_ms: float = 0.0
@@ -74,6 +78,7 @@ class Outcome(BaseModel):
             "result": result,
             "error": self.error.model_dump() if self.error else None,
             "engine_request": self.engine_request,
+            **({"host": self.host} if self.host is not None else {}),
         }
 
 
@@ -111,6 +116,7 @@ class Parsed(BaseModel):
     command: Command
     request: SerializeAsAny[Request]
     words: tuple[str, ...]
+    host: str | None = None  # named with --context / -c / -H (a configured host); else the channel's default
 
 
 def new_request_id() -> str:
@@ -128,8 +134,10 @@ class Pipeline:
         run_timeout: float = 60.0,
         exec_timeout: float = 30.0,
         history: Callable[..., list[dict[str, Any]]] | None = None,
+        hosts: HostSet | None = None,
     ) -> None:
         self.engine = engine
+        self.hosts = hosts if hosts is not None else HostSet.single(engine)
         self.policy = policy
         self.registry = registry
         self.auditor: Auditor = auditor or NoAudit()
@@ -143,6 +151,7 @@ class Pipeline:
         words = split_words(normalize(text))
         if words and words[0].lower() in PREFIXES:
             words = [*PREFIXES[words[0].lower()], *words[1:]]
+        words, host = _leading_host(words, self.hosts)
         words, dry_run = _leading_dry_run(words)
         if words[:1] == ["--help"] or words[:1] == ["-h"]:
             words = ["help"]
@@ -154,7 +163,7 @@ class Pipeline:
             if command.plan is None:
                 raise UsageError(f"`--dry-run` is for commands that change something; `{command.name}` only reads")
             request = request.model_copy(update={"dry_run": True})
-        return Parsed(command=command, request=request, words=tuple(words))
+        return Parsed(command=command, request=request, words=tuple(words), host=host)
 
     # -- the whole path --------------------------------------------------------------------------------
     def triage(self, text: str, actor: Actor, *, source: str = "slack") -> Parsed | Outcome:
@@ -168,7 +177,8 @@ class Pipeline:
             parsed = self.understand(text)
             if self._decide(actor, parsed.request).allowed:
                 if parsed.command.plan is not None and not parsed.request.container_refs():
-                    bare = Context(engine=self.engine, actor=actor, policy=self.policy, registry=self.registry)
+                    engine = self.hosts.engine(parsed.host or self.hosts.host_for_channel(actor.channel))
+                    bare = Context(engine=engine, actor=actor, policy=self.policy, registry=self.registry)
                     self._plan(parsed.command, bare, parsed.request)  # Denied → handle() below says so
                 return parsed
         except Exception:  # usage errors and parser bugs alike: handle() turns them into an Outcome (and logs bugs)
@@ -192,18 +202,23 @@ class Pipeline:
         begun = False
         result: Result | None = None
         error: ErrorInfo | None = None
+        slot = contextlib.ExitStack()
         try:
             parsed = self.understand(text)
+            host = parsed.host or self.hosts.host_for_channel(actor.channel)
             state.update(
                 command=parsed.command.name,
                 request=parsed.request,
                 shown_text=" ".join(redact_words(parsed.words, self.policy.redact)),
+                host=host if self.hosts.configured else None,
             )
             decision = self._decide(actor, parsed.request)
             state["decision"] = decision
             if not decision.allowed:
                 raise Denied(decision.reason, rule=decision.rule)
-            ctx = self._context(actor, parsed.request)
+            if parsed.command.name not in HOST_FREE:
+                slot.enter_context(self.hosts.slot(host))  # a hung host holds only its own slots
+            ctx = self._context(actor, parsed.request, host=host)
             _check_states(ctx, expect_states)
             state.update(
                 container_ids=tuple(c.id for c in ctx.containers.values()),
@@ -220,11 +235,12 @@ class Pipeline:
                 command=parsed.command.name,
                 request=_dump(parsed.request),
                 decision=decision,
+                **_host_column(state.get("host")),
             )
             begun = True
             if parsed.request.dry_run:
                 result = DryRun(
-                    summary=f"would run `{state['shown_text']}`: {decision.reason}",
+                    summary=f"would run `{state['shown_text']}`{_on_host(state.get('host'))}: {decision.reason}",
                     engine_requests=tuple(state.get("engine_request") or ()),
                 )
             else:
@@ -245,6 +261,7 @@ class Pipeline:
                 kind="internal",
                 message=f"chatdock hit an internal error (request {request_id}); the details are in its log",
             )
+        slot.close()
         outcome = self._outcome(request_id, actor, text, source, started, state, result=result, error=error)
         if not begun:
             self.auditor.begin(
@@ -255,6 +272,7 @@ class Pipeline:
                 command=outcome.command,
                 request=_dump(state.get("request")),
                 decision=outcome.decision,
+                **_host_column(outcome.host),
             )
         self.auditor.end(outcome)
         return outcome
@@ -312,12 +330,14 @@ class Pipeline:
             log.exception("scope evaluation failed")
             return False
 
-    def _context(self, actor: Actor, request: Request) -> Context:
+    def _context(self, actor: Actor, request: Request, *, host: str | None = None) -> Context:
+        host = host or self.hosts.default
+        engine = self.hosts.engine(host)
         containers: dict[str, ContainerFacts] = {}
         missing: dict[str, str] = {}
         for ref in request.container_refs():
             try:
-                containers[ref] = self.engine.container_facts(ref)
+                containers[ref] = engine.container_facts(ref)
             except NotFound as exc:
                 missing[ref] = exc.message
             except AmbiguousReference as exc:
@@ -328,7 +348,7 @@ class Pipeline:
                 raise Denied(f"{scope.reason}: `{request.command}` may not touch it", rule=scope.rule)
         networks: dict[str, NetworkFacts] = {}
         for ref in request.network_refs():
-            networks[ref] = self.engine.network_facts(ref)  # NotFound ends the request
+            networks[ref] = engine.network_facts(ref)  # NotFound ends the request
             if request.mutating:
                 scope = policy_rules.network_in_scope(
                     self.policy, networks[ref], for_removal=request.command == "network rm"
@@ -336,7 +356,7 @@ class Pipeline:
                 if not scope.allowed:
                     raise Denied(scope.reason, rule=scope.rule)
         return Context(
-            engine=self.engine,
+            engine=engine,
             actor=actor,
             policy=self.policy,
             registry=self.registry,
@@ -347,6 +367,8 @@ class Pipeline:
             run_timeout=self.run_timeout,
             exec_timeout=self.exec_timeout,
             history=self.history,
+            hosts=self.hosts,
+            host=host,
         )
 
     def _plan(self, command: Command, ctx: Context, request: Request) -> list[EngineCall] | None:
@@ -390,6 +412,7 @@ class Pipeline:
             result=result,
             error=error,
             engine_request=state.get("engine_request"),
+            host=state.get("host"),
             container_ids=state.get("container_ids", ()),
             network_ids=state.get("network_ids", ()),
             duration_ms=round((time.monotonic() - started) * 1000, 1),
@@ -428,6 +451,50 @@ def _check_states(ctx: Context, expected: Mapping[str, str] | None) -> None:
                 f"{current.name} changed since this message was posted (it was {state}, it is now "
                 f"{current.status}); nothing was done"
             )
+
+
+HOST_FREE = frozenset({"help", "history", "context ls", "context inspect"})  # need no engine slot
+_HOST_OPTIONS = ("--context", "-c", "--host", "-H")
+
+
+def _leading_host(words: list[str], hosts: HostSet) -> tuple[list[str], str | None]:
+    """Take docker's global ``--context NAME`` / ``-c NAME`` (and ``-H``/``--host`` naming a configured host) from
+    before the command, or after a family word (``/net --context prod ls``). An address is never accepted: the
+    hosts chatdock may drive are the configured ones."""
+    family: list[str] = []
+    if words[:1] in (["network"], ["container"]) and words[1:2] and words[1].split("=")[0] in _HOST_OPTIONS:
+        family, words = words[:1], words[1:]
+    if not words or words[0].split("=")[0] not in _HOST_OPTIONS:
+        return [*family, *words], None
+    option, _, value = words[0].partition("=")
+    if not value:
+        if len(words) < 2:
+            raise UsageError(f"`{option}` needs a host name: {option} NAME COMMAND", usage=CONTEXT_USAGE)
+        value, rest = words[1], words[2:]
+    else:
+        rest = words[1:]
+    if rest[:1] and rest[0].split("=")[0] in _HOST_OPTIONS:
+        raise UsageError("name one host: a single --context", usage=CONTEXT_USAGE)
+    if value not in hosts.hosts:
+        if option in ("-H", "--host") and ("://" in value or "/" in value or ":" in value):
+            raise Denied(
+                f"`{option} {value}`: chatdock drives only its configured hosts, never an address typed in chat"
+                f" (configured: {', '.join(hosts.names())})",
+                rule="never:host-address",
+            )
+        raise UsageError(
+            f'context "{value}" does not exist: the hosts are {", ".join(hosts.names())}', usage=CONTEXT_USAGE
+        )
+    return [*family, *rest], value
+
+
+def _host_column(host: str | None) -> dict[str, str]:
+    """``begin``'s ``host`` only when there is one: an auditor written before several hosts needs no change."""
+    return {"host": host} if host else {}
+
+
+def _on_host(host: str | None) -> str:
+    return f" on host {host}" if host else ""
 
 
 def _leading_dry_run(words: list[str]) -> tuple[list[str], bool]:

@@ -23,6 +23,7 @@ import json
 import logging
 import re
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -40,6 +41,7 @@ from slack_sdk.models.blocks import (
 )
 
 from bot import humanize, render_text, wording
+from bot.hosts import HOST_NAME
 from bot.models import (
     ActionItem,
     ContainerAction,
@@ -128,12 +130,24 @@ class SlackMessage:
 
 # --------------------------------------------------------------------------------------------- buttons
 
+_BUTTON_HOST: ContextVar[str | None] = ContextVar("chatdock_button_host", default=None)
 
-def button_value(action: str, container_id: str, state: str) -> str:
-    """What a button carries: the action, the container's full ID and the state it was drawn in."""
-    value = json.dumps({"a": action, "c": container_id, "s": state}, separators=(",", ":"))
+
+def button_value(action: str, container_id: str, state: str, host: str | None = None) -> str:
+    """What a button carries: the action, the container's full ID, the state it was drawn in and, with several
+    hosts, the host it is on (``h``), so a click acts there whatever the channel's default is by then."""
+    fields = {"a": action, "c": container_id, "s": state, **({"h": host} if host else {})}
+    value = json.dumps(fields, separators=(",", ":"))
     _check_button(action, container_id, state, len(value))
     return value
+
+
+def parse_button(value: str) -> tuple[str, str, str, str | None]:
+    """``(action, container_id, state, host)``: :func:`parse_button_value` plus the host (None on buttons drawn
+    before several hosts, or with one engine)."""
+    action, container_id, state = parse_button_value(value)
+    host = json.loads(value).get("h")
+    return action, container_id, state, host
 
 
 def parse_button_value(value: str) -> tuple[str, str, str]:
@@ -155,8 +169,10 @@ def parse_button_value(value: str) -> tuple[str, str, str]:
         data = json.loads(value, object_pairs_hook=pairs)
     except RecursionError:
         raise ValueError("button value is nested too deeply") from None
-    if not isinstance(data, dict) or set(data) != {"a", "c", "s"}:
-        raise ValueError('button value must be an object with exactly "a", "c" and "s"')
+    if not isinstance(data, dict) or set(data) - {"h"} != {"a", "c", "s"}:
+        raise ValueError('button value must be an object with exactly "a", "c", "s" (and "h")')
+    if "h" in data and not (isinstance(data["h"], str) and HOST_NAME.fullmatch(data["h"])):
+        raise ValueError("button host must be a host name")
     action, container_id, state = data["a"], data["c"], data["s"]
     if not all(isinstance(item, str) for item in (action, container_id, state)):
         raise ValueError("button value fields must be strings")
@@ -442,7 +458,7 @@ def _buttons(view: ContainerView, state: str) -> list[ButtonElement]:
             ButtonElement(
                 text=PlainTextObject(text=wording.BUTTON_LABEL[action], emoji=True),
                 action_id=f"{ACTION_ID_PREFIX}{action}",
-                value=button_value(action, view.id, state),
+                value=button_value(action, view.id, state, _BUTTON_HOST.get()),
                 style=_BUTTON_STYLE.get(action),
                 confirm=confirm,
             )
@@ -748,6 +764,8 @@ def _closing(outcome: Outcome, *, clicked_by: str | None, failed: bool = False) 
     parts = [who]
     if outcome.shown_text:
         parts.append(_inline_code(_docker(outcome.shown_text), SHOWN_TEXT_CLIP))
+    if outcome.host:
+        parts.append(wording.host_line(_esc(outcome.host, 80)))
     parts.append(wording.request_line(_esc(outcome.request_id, 40)))
     parts.append(f"{outcome.duration_ms:,.0f} ms")
     return [" · ".join(parts)]
@@ -775,13 +793,17 @@ _RENDERERS: dict[type[Result], Callable[[_Message, Any], str]] = {
 }
 
 
+def _host_part(outcome: Outcome) -> list[str]:
+    return [wording.host_line(_esc(outcome.host, 80))] if outcome.host else []
+
+
 def _error_message(outcome: Outcome, error: ErrorInfo, *, clicked_by: str | None) -> SlackMessage:
     msg = _Message()
     request = wording.request_line(_esc(outcome.request_id, 40))
     if error.kind == "denied":
         text = wording.slack_denied(_esc(error.message, 2500))
         msg.section(text, stem="error")
-        msg.context(" · ".join([wording.rule_line(_esc(error.rule or "?", 200)), request]))
+        msg.context(" · ".join([wording.rule_line(_esc(error.rule or "?", 200)), *_host_part(outcome), request]))
         return _finish(msg, text, "ephemeral", None)
     text = wording.slack_error(error.kind, _esc(error.message, 1800))
     body = text
@@ -792,7 +814,7 @@ def _error_message(outcome: Outcome, error: ErrorInfo, *, clicked_by: str | None
     if error.kind in _ENGINE_ERRORS and mutating:
         msg.context(*_closing(outcome, clicked_by=clicked_by, failed=True))
         return _finish(msg, text, "in_channel", None)
-    msg.context(request)
+    msg.context(" · ".join([*_host_part(outcome), request]))
     return _finish(msg, text, "ephemeral", None)
 
 
@@ -841,6 +863,7 @@ def render_message(outcome: Outcome, *, clicked_by: str | None = None) -> SlackM
             return _finish(msg, wording.slack_error("internal", outcome.request_id[:40]), "ephemeral", None)
     result = outcome.result
     msg = _Message()
+    _BUTTON_HOST.set(outcome.host)  # the buttons drawn below act on the host this reply is about
     if result is None:
         msg.section("✅ Done", stem="headline")
         msg.context(*_closing(outcome, clicked_by=clicked_by))

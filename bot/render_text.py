@@ -26,6 +26,14 @@ from bot.pipeline import Outcome
 
 
 def render(outcome: Outcome) -> str:
+    """The terminal's text; with several hosts configured, the host it is about comes first."""
+    text = _render(outcome)
+    if outcome.host and text:
+        return f"{wording.host_line(outcome.host)}\n{text}"
+    return text
+
+
+def _render(outcome: Outcome) -> str:
     if outcome.error is not None:
         if outcome.error.kind == "denied":
             return wording.denied(outcome.error.message, outcome.error.rule or "")

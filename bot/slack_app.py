@@ -50,7 +50,7 @@ from bot.render_blocks import (
     ACTION_ID_PREFIX,
     STATE_BUTTONS,
     SlackMessage,
-    parse_button_value,
+    parse_button,
     render_ack,
     render_message,
 )
@@ -329,7 +329,7 @@ class _Listeners:
     ) -> None:
         request_id = new_request_id()
         try:
-            verb, container_id, state = parse_button_value(str(action.get("value", "")))
+            verb, container_id, state, host = parse_button(str(action.get("value", "")))
             if str(action.get("action_id", "")) != ACTION_ID_PREFIX + verb or verb not in BUTTON_VERBS:
                 raise ValueError(f"action_id {action.get('action_id')!r} does not match the value's action {verb!r}")
             if verb not in STATE_BUTTONS.get(state, ()):  # chatdock never draws this button for that state
@@ -356,7 +356,8 @@ class _Listeners:
         changing = verb in STATE_CHANGING
         try:
             outcome = self.pipeline.handle(
-                f"{BUTTON_VERBS[verb]} {container_id}",
+                # the host the message came from, whatever the channel's default is now
+                (f"--context {host} " if host else "") + f"{BUTTON_VERBS[verb]} {container_id}",
                 actor,
                 source="button",
                 request_id=request_id,

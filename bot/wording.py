@@ -97,6 +97,11 @@ def request_line(request_id: str) -> str:
     return f"request {request_id}"
 
 
+def host_line(host: str) -> str:
+    """Which configured host a reply is about (shown only when CHATDOCK_HOSTS names several)."""
+    return f"host {host}"
+
+
 def confirm_title(action: str, name: str) -> str:
     return f"{'Remove' if action == 'rm' else action.capitalize()} {name}?"
 

@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 from bot.commands import Command, Registry
-from handlers import containers, history, inspect, meta, networks, run
+from handlers import containers, contexts, history, inspect, meta, networks, run
 
 
 def all_commands() -> tuple[Command, ...]:
-    return (run.COMMAND, *containers.COMMANDS, *inspect.COMMANDS, *networks.COMMANDS, *history.COMMANDS, *meta.COMMANDS)
+    return (
+        run.COMMAND,
+        *containers.COMMANDS,
+        *inspect.COMMANDS,
+        *networks.COMMANDS,
+        *history.COMMANDS,
+        *contexts.COMMANDS,
+        *meta.COMMANDS,
+    )
 
 
 def build_registry(extra: tuple[Command, ...] = ()) -> Registry:

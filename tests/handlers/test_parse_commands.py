@@ -892,7 +892,7 @@ def test_every_command_is_reachable(pipeline: Pipeline) -> None:
         for text in (
             "run nginx", "ps", "start a", "stop a", "restart a", "rm a", "logs a", "port a", "inspect a", "top a",
             "stats", "exec a ls", "/net ls", "/net create x1", "/net connect n c", "/net disconnect n c",
-            "/net inspect n", "/net rm n", "help", "history",
+            "/net inspect n", "/net rm n", "help", "history", "context ls", "context inspect x",
         )
     }  # fmt: skip
     assert reached == set(pipeline.registry.names())
