@@ -61,8 +61,10 @@ def _state(health: Health, now: float) -> str:
         return "reachable"
     if health.reachable is None:
         return "not checked"
-    since = f" since {_ago(health.error_since, now)}" if health.error_since else ""
-    return f"unreachable{since}"
+    if health.error_since is None:
+        return "unreachable"
+    lasted = humanize.human_duration(max(0.0, now - health.error_since))
+    return f"unreachable for {lasted[:1].lower()}{lasted[1:]}"
 
 
 def run_ls(ctx: Context, request: ContextListRequest) -> TextOutput:

@@ -8,6 +8,8 @@ and fast; ``context ls`` follows a stopped engine and its return.
 from __future__ import annotations
 
 import contextlib
+import json
+import os
 import subprocess
 import threading
 import time
@@ -249,6 +251,32 @@ def test_the_audit_log_names_the_host_and_history_filters(hosts: HostSet, tmp_pa
         store.close()
 
 
+def test_the_shell_reads_chatdock_hosts(second_engine: SecondEngine, tmp_path: Path) -> None:
+    hosts_file = tmp_path / "hosts.yml"
+    hosts_file.write_text(hosts_yaml(second_engine))
+    env = {**os.environ, "CHATDOCK_HOSTS": str(hosts_file), "CHATDOCK_DB": str(tmp_path / "audit.db")}
+    done = subprocess.run(
+        ["python3", "-m", "bot", "shell", "--json", "-c", "--context secure ps -a"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    shown = json.loads(done.stdout)
+    assert shown["ok"] is True and shown["host"] == "secure"
+    hosts_file.write_text("hosts:\n  a: {url: 'http://x'}\n")
+    done = subprocess.run(
+        ["python3", "-m", "bot", "shell", "-c", "ps"], capture_output=True, text=True, env=env, timeout=60, check=False
+    )
+    assert done.returncode == 1
+    assert done.stderr.strip() == (
+        f"chatdock: CHATDOCK_HOSTS {hosts_file}: line 2: hosts.a.url: 'http://x': the URL must start with unix://,"
+        " tcp:// or ssh://"
+    )
+
+
 def test_zero_configuration_says_nothing_about_hosts(engine: Engine) -> None:
     pipeline = Pipeline(engine=engine, policy=builtin_policy(), registry=build_registry())
     outcome = _ok(pipeline.handle("ps", ME))
@@ -304,7 +332,7 @@ def test_context_ls_follows_a_stopped_engine_and_its_return(pipeline: Pipeline, 
         down = render_text.render(_ok(pipeline.handle("context ls", ME)))
         rows = {line.split()[0]: line for line in down.splitlines()[2:]}
         for name in ("second", "secure", "remote"):
-            assert "unreachable since" in rows[name], rows[name]
+            assert "unreachable for " in rows[name], rows[name]
         assert " reachable" in rows["local"]
         inspected = render_text.render(_ok(pipeline.handle("context inspect second", ME)))
         assert '"Reachable": false' in inspected and '"LastError": "host second' in inspected
