@@ -23,6 +23,7 @@ from bot import policy as policy_rules
 from bot.commands import Command, Context, EngineCall, Registry
 from bot.engine import AmbiguousReference, Engine
 from bot.errors import ChatdockError, Conflict, Denied, NotFound, UsageError
+from bot.fanout import ALL_HOSTS, across_hosts, check_across
 from bot.hosts import HostSet
 from bot.models import Actor, ContainerFacts, Decision, DryRun, NetworkFacts, Request, Result
 from bot.policy import Policy
@@ -216,7 +217,9 @@ class Pipeline:
             state["decision"] = decision
             if not decision.allowed:
                 raise Denied(decision.reason, rule=decision.rule)
-            if parsed.command.name not in HOST_FREE:
+            if host == ALL_HOSTS:
+                check_across(parsed.command)  # each host's share takes that host's slot
+            elif parsed.command.name not in HOST_FREE:
                 slot.enter_context(self.hosts.slot(host))  # a hung host holds only its own slots
             ctx = self._context(actor, parsed.request, host=host)
             _check_states(ctx, expect_states)
@@ -244,7 +247,8 @@ class Pipeline:
                     engine_requests=tuple(state.get("engine_request") or ()),
                 )
             else:
-                result = parsed.command.execute(ctx, parsed.request)
+                execute = across_hosts(parsed.command) if host == ALL_HOSTS else parsed.command.execute
+                result = execute(ctx, parsed.request)
         except Denied as exc:
             state["decision"] = Decision(allowed=False, rule=exc.rule, reason=exc.message)
             error = ErrorInfo(kind=exc.kind, message=exc.message, rule=exc.rule)
@@ -332,7 +336,7 @@ class Pipeline:
 
     def _context(self, actor: Actor, request: Request, *, host: str | None = None) -> Context:
         host = host or self.hosts.default
-        engine = self.hosts.engine(host)
+        engine = self.hosts.engine(host if host in self.hosts.hosts else self.hosts.default)
         containers: dict[str, ContainerFacts] = {}
         missing: dict[str, str] = {}
         for ref in request.container_refs():
@@ -475,7 +479,7 @@ def _leading_host(words: list[str], hosts: HostSet) -> tuple[list[str], str | No
         rest = words[1:]
     if rest[:1] and rest[0].split("=")[0] in _HOST_OPTIONS:
         raise UsageError("name one host: a single --context", usage=CONTEXT_USAGE)
-    if value not in hosts.hosts:
+    if value not in hosts.hosts and not (value == ALL_HOSTS and hosts.configured):
         if option in ("-H", "--host") and ("://" in value or "/" in value or ":" in value):
             raise Denied(
                 f"`{option} {value}`: chatdock drives only its configured hosts, never an address typed in chat"

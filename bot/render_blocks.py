@@ -458,7 +458,7 @@ def _buttons(view: ContainerView, state: str) -> list[ButtonElement]:
             ButtonElement(
                 text=PlainTextObject(text=wording.BUTTON_LABEL[action], emoji=True),
                 action_id=f"{ACTION_ID_PREFIX}{action}",
-                value=button_value(action, view.id, state, _BUTTON_HOST.get()),
+                value=button_value(action, view.id, state, view.host or _BUTTON_HOST.get()),
                 style=_BUTTON_STYLE.get(action),
                 confirm=confirm,
             )
@@ -523,10 +523,15 @@ def _container_list(msg: _Message, result: ContainerList) -> str:
                 row != [c.id[:12], c.image, c.status, c.ports, c.name]
                 for row, c in zip(rows, result.containers, strict=True)
             )
+            if result.hosts:  # across every host (--context '*')
+                headers = [wording.HOST_HEADER, *headers]
+                rows = [[_clip(c.host, 40), *row] for c, row in zip(result.containers, rows, strict=True)]
             text = humanize.table(headers, rows)
         msg.code(text, reserve=3500, max_sections=2)
     if result.hidden_out_of_scope:
         msg.context(escape(wording.hidden_note(result.hidden_out_of_scope)), stem="hidden")
+    if result.failed_hosts:
+        msg.context(_esc("\n".join(result.failed_hosts), 2000), stem="hosts")
     actionable = [c for c in result.containers if _has_buttons(c, _state(c))]
     shown = 0
     for view in actionable[:PS_BUTTON_ROWS]:
@@ -863,7 +868,8 @@ def render_message(outcome: Outcome, *, clicked_by: str | None = None) -> SlackM
             return _finish(msg, wording.slack_error("internal", outcome.request_id[:40]), "ephemeral", None)
     result = outcome.result
     msg = _Message()
-    _BUTTON_HOST.set(outcome.host)  # the buttons drawn below act on the host this reply is about
+    # the buttons drawn below act on the host this reply is about (across every host: each row's own)
+    _BUTTON_HOST.set(outcome.host if outcome.host != "*" else None)
     if result is None:
         msg.section("✅ Done", stem="headline")
         msg.context(*_closing(outcome, clicked_by=clicked_by))

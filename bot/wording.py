@@ -97,9 +97,12 @@ def request_line(request_id: str) -> str:
     return f"request {request_id}"
 
 
+HOST_HEADER = "HOST"
+
+
 def host_line(host: str) -> str:
     """Which configured host a reply is about (shown only when CHATDOCK_HOSTS names several)."""
-    return f"host {host}"
+    return "every host" if host == "*" else f"host {host}"
 
 
 def confirm_title(action: str, name: str) -> str:

@@ -345,3 +345,45 @@ def test_context_ls_follows_a_stopped_engine_and_its_return(pipeline: Pipeline, 
     for name in ("second", "secure", "remote"):
         assert "unreachable" not in rows[name] and "reachable" in rows[name], rows[name]
     assert _ok(pipeline.handle("--context remote ps", ME)).host == "remote"
+
+
+def test_ps_across_every_host(
+    second_engine: SecondEngine, docker_client: docker.DockerClient, hung_engine: HungEngine, name: Any
+) -> None:
+    config = load_hosts_text(
+        hosts_yaml(second_engine, extra="") + f"  hung: {{url: '{hung_engine.url}', timeout: 3}}\n"
+    )
+    hosts = HostSet(config, timeout=20)
+    pipeline = _pipeline(hosts, hosts.engine("local"))
+    here, there = name("here"), name("there")
+    second = second_engine.client()
+    try:
+        docker_client.containers.create(TEST_IMAGE, name=here, labels={"chatdock.managed": "true"})
+        second.containers.create(TEST_IMAGE, name=there, labels={"chatdock.managed": "true"})
+        started = time.monotonic()
+        outcome = _ok(pipeline.handle("--context '*' ps -a", ME))
+        assert time.monotonic() - started < 6
+        assert outcome.host == "*"
+        text = render_text.render(outcome)
+        assert text.startswith("every host\nHOST ")
+        rows = {line.split()[-1]: line.split()[0] for line in text.splitlines()[2:] if line.startswith(("local", "se"))}
+        assert rows[here] == "local"
+        assert rows[there] in ("second", "secure")  # the same engine, reached two ways: listed under each
+        assert "host hung: " in text and "did not answer" in text
+        buttons = [
+            parse_button(element["value"])
+            for block in render_message(outcome).blocks
+            if block.get("type") == "actions"
+            for element in block["elements"]
+        ]
+        assert buttons
+        listed = outcome.result.containers  # type: ignore[union-attr]
+        for _action, container_id, _state, host in buttons:  # each button acts on its own row's host
+            assert host in {view.host for view in listed if view.id == container_id}
+        refused = pipeline.handle("--context '*' stop x", ME)
+        assert refused.error is not None and "`stop` needs one host" in refused.error.message
+    finally:
+        _remove(docker_client, here)
+        _remove(second, there)
+        second.close()
+        hosts.close()
