@@ -15,6 +15,7 @@ import time
 from bot.commands import Command, Context, Handler
 from bot.errors import ChatdockError, UsageError
 from bot.models import ContainerList, Request, Result
+from bot.policy import HostRef, may_run
 
 ALL_HOSTS = "*"
 ACROSS = frozenset({"ps"})  # reads whose results merge into one list
@@ -50,19 +51,25 @@ def across_hosts(command: Command, *, wait: float = WAIT) -> Handler:
                 with lock:
                     failures[name] = exc.message
 
-        threads = {name: threading.Thread(target=one, args=(name,), daemon=True) for name in hosts.names()}
+        # only the hosts where a grant lets this person run the command (the others are not theirs to see)
+        visible = [
+            name
+            for name in hosts.names()
+            if may_run(ctx.policy, ctx.actor, command.name, HostRef(name=name, labels=hosts.hosts[name].labels)).allowed
+        ]
+        threads = {name: threading.Thread(target=one, args=(name,), daemon=True) for name in visible}
         for thread in threads.values():
             thread.start()
         deadline = time.monotonic() + wait
         for thread in threads.values():
             thread.join(max(0.0, deadline - time.monotonic()))
         with lock:
-            for name in hosts.names():
+            for name in visible:
                 if name not in results and name not in failures:
                     failures[name] = f"host {name}: did not answer within {wait:g} s"
             merged = [
                 view.model_copy(update={"host": name})
-                for name in hosts.names()
+                for name in visible
                 if name in results
                 for view in results[name].containers
             ]
@@ -72,7 +79,7 @@ def across_hosts(command: Command, *, wait: float = WAIT) -> Handler:
                 quiet=first.quiet if first else False,
                 all=first.all if first else False,
                 hidden_out_of_scope=sum(r.hidden_out_of_scope for r in results.values()),
-                hosts=tuple(hosts.names()),
+                hosts=tuple(visible),
                 failed_hosts=tuple(
                     message if message.startswith(f"host {name}") else f"host {name}: {message}"
                     for name, message in failures.items()

@@ -176,9 +176,10 @@ class Pipeline:
         """
         try:
             parsed = self.understand(text)
-            if self._decide(actor, parsed.request).allowed:
+            host = parsed.host or self.hosts.host_for_channel(actor.channel)
+            if self._decide(actor, parsed.request, host).allowed:
                 if parsed.command.plan is not None and not parsed.request.container_refs():
-                    engine = self.hosts.engine(parsed.host or self.hosts.host_for_channel(actor.channel))
+                    engine = self.hosts.engine(host if host != ALL_HOSTS else self.hosts.default)
                     bare = Context(engine=engine, actor=actor, policy=self.policy, registry=self.registry)
                     self._plan(parsed.command, bare, parsed.request)  # Denied → handle() below says so
                 return parsed
@@ -213,7 +214,7 @@ class Pipeline:
                 shown_text=" ".join(redact_words(parsed.words, self.policy.redact)),
                 host=host if self.hosts.configured else None,
             )
-            decision = self._decide(actor, parsed.request)
+            decision = self._decide(actor, parsed.request, host)
             state["decision"] = decision
             if not decision.allowed:
                 raise Denied(decision.reason, rule=decision.rule)
@@ -320,12 +321,22 @@ class Pipeline:
             log.exception("request %s: could not record its delivery (%s)", request_id, status)
 
     # -- steps -----------------------------------------------------------------------------------------
-    def _decide(self, actor: Actor, request: Request) -> Decision:
+    def _decide(self, actor: Actor, request: Request, host: str | None = None) -> Decision:
+        """The policy's word; on several hosts, for this host (across every host: allowed if on any)."""
         try:
-            return policy_rules.decide(self.policy, actor, request)
+            if host == ALL_HOSTS:
+                decisions = [
+                    policy_rules.decide(self.policy, actor, request, self.host_ref(h)) for h in self.hosts.names()
+                ]
+                return next((d for d in decisions if d.allowed), decisions[0])
+            return policy_rules.decide(self.policy, actor, request, self.host_ref(host or self.hosts.default))
         except Exception:  # fail closed
             log.exception("policy evaluation failed")
             return policy_rules.deny("policy-error", "the policy could not be evaluated; refusing")
+
+    def host_ref(self, host: str) -> policy_rules.HostRef:
+        labels = self.hosts.hosts[host].labels if host in self.hosts.hosts else {}
+        return policy_rules.HostRef(name=host, labels=labels, shown=self.hosts.configured)
 
     def _in_scope(self, facts: ContainerFacts) -> bool:
         try:

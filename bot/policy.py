@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +66,17 @@ class Grant(_Strict):
     users: tuple[str, ...] = ()
     groups: tuple[str, ...] = ()
     channels: tuple[str, ...] = ()
+    # Several hosts (CHATDOCK_HOSTS): the grant holds only on these hosts, by name or by labels. Absent: every
+    # host; an empty list or mapping: no host (emptying a list never widens access).
+    hosts: tuple[str, ...] | None = None
+    host_labels: dict[str, str] | None = None
+
+    def covers_host(self, host: str, labels: Mapping[str, str]) -> bool:
+        if self.hosts is not None and ANY not in self.hosts and host not in self.hosts:
+            return False
+        if self.host_labels is not None:
+            return bool(self.host_labels) and all(labels.get(k) == v for k, v in self.host_labels.items())
+        return True
 
     def matches(self, actor: Actor) -> bool:
         if self.users or self.groups:
@@ -299,19 +311,31 @@ def commands_for(policy: Policy, actor: Actor) -> tuple[frozenset[str], list[str
     return frozenset(commands), roles
 
 
-def may_run(policy: Policy, actor: Actor, command: str) -> Decision:
+def may_run(policy: Policy, actor: Actor, command: str, host: HostRef | None = None) -> Decision:
+    """``host``: the configured host the command is for (several hosts); grants limited to hosts must cover it."""
     for index, grant in enumerate(policy.grants):
-        if grant.matches(actor):
+        if grant.matches(actor) and (host is None or grant.covers_host(host.name, host.labels)):
             granted = policy.role_commands(grant.role)
             if command in granted or ANY in granted:
-                return allow(f"grants[{index}]", f"role {grant.role} may run `{command}`")
+                on = f" on host {host.name}" if host is not None and host.shown else ""
+                return allow(f"grants[{index}]", f"role {grant.role} may run `{command}`{on}")
     where = f" in channel {actor.channel}" if actor.channel else ""
-    return deny("default-deny", f"no grant lets {actor.user}{where} run `{command}`")
+    on = f" on host {host.name}" if host is not None and host.shown else ""
+    return deny("default-deny", f"no grant lets {actor.user}{where} run `{command}`{on}")
 
 
-def decide(policy: Policy, actor: Actor, request: Request) -> Decision:
-    """May ``actor`` run this command at all? (Targets and engine bodies are checked separately.)"""
-    return may_run(policy, actor, request.command)
+@dataclass(frozen=True)
+class HostRef:
+    """The host a request is for, as policy sees it: its name and labels (``shown``: named in reasons)."""
+
+    name: str
+    labels: Mapping[str, str] = field(default_factory=dict)
+    shown: bool = True
+
+
+def decide(policy: Policy, actor: Actor, request: Request, host: HostRef | None = None) -> Decision:
+    """May ``actor`` run this command at all (on ``host``)? (Targets and engine bodies are checked separately.)"""
+    return may_run(policy, actor, request.command, host)
 
 
 def _glob_any(value: str, patterns: Iterable[str]) -> str | None:
