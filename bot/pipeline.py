@@ -164,7 +164,9 @@ class Pipeline:
             if command.plan is None:
                 raise UsageError(f"`--dry-run` is for commands that change something; `{command.name}` only reads")
             request = request.model_copy(update={"dry_run": True})
-        return Parsed(command=command, request=request, words=tuple(words), host=host)
+        # the words as shown (ack, audit, replies) keep the host that was named, in docker's long spelling
+        shown = ("--context", host) if host is not None else ()
+        return Parsed(command=command, request=request, words=(*shown, *words), host=host)
 
     # -- the whole path --------------------------------------------------------------------------------
     def triage(self, text: str, actor: Actor, *, source: str = "slack") -> Parsed | Outcome:

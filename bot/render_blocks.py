@@ -890,10 +890,12 @@ def render_message(outcome: Outcome, *, clicked_by: str | None = None) -> SlackM
     return _finish(msg, fallback, "in_channel", _attachment(outcome) if keep else None)
 
 
-def render_ack(outcome_text: str, user: str, request_id: str) -> SlackMessage:
-    """The in-progress reply the channel sees while a request runs: ``⏳ @ann ran `docker run …```."""
+def render_ack(outcome_text: str, user: str, request_id: str, *, host: str | None = None) -> SlackMessage:
+    """The in-progress reply the channel sees while a request runs: ``⏳ @ann ran `docker run …```; with several
+    hosts, the context line names the host it runs on."""
     text = wording.ack(mention(user), _inline_code(_docker(outcome_text), SHOWN_TEXT_CLIP))
     msg = _Message()
     msg.section(text, stem="ack")
-    msg.context(wording.request_line(_esc(request_id, 40)))
+    on = [wording.host_line(_esc(host, 80))] if host else []
+    msg.context(" · ".join([*on, wording.request_line(_esc(request_id, 40))]))
     return _finish(msg, text, "in_channel", None)

@@ -264,7 +264,9 @@ class _Listeners:
         if not quick_read:
             # mutating or slow: the typed command goes into the channel's history at once
             shown = " ".join(redact_words(triaged.words, self.pipeline.policy.redact))
-            _ack(ack, render_ack(shown, actor.user, request_id))
+            hosts = self.pipeline.hosts
+            host = (triaged.host or hosts.host_for_channel(actor.channel)) if hosts.configured else None
+            _ack(ack, render_ack(shown, actor.user, request_id, host=host))
         else:
             ack()  # a quick read: its in-channel result (naming who asked) follows in a moment
         self._submit(
