@@ -154,6 +154,8 @@ class Pipeline:
             words = [*PREFIXES[words[0].lower()], *words[1:]]
         words, host = _leading_host(words, self.hosts)
         words, dry_run = _leading_dry_run(words)
+        if host is None:  # `--dry-run --context prod rm web`: either order, as docker's global options
+            words, host = _leading_host(words, self.hosts)
         if words[:1] == ["--help"] or words[:1] == ["-h"]:
             words = ["help"]
         command, rest = self.registry.match(words)

@@ -195,6 +195,8 @@ def test_dry_run_names_the_host(pipeline: Pipeline, second_client: docker.Docker
     assert outcome.result is not None
     assert "on host secure: " in outcome.result.summary  # type: ignore[attr-defined]
     assert not second_client.containers.list(all=True, filters={"name": web})
+    other_order = _ok(pipeline.handle(f"--dry-run --context secure run -d --name {web} {TEST_IMAGE}", ME))
+    assert other_order.host == "secure" and other_order.shown_text.startswith("--context secure run")
 
 
 def test_buttons_carry_the_host_and_a_click_acts_there(
