@@ -54,6 +54,8 @@ class Context:
     history: Callable[..., list[dict[str, Any]]] | None = None
     hosts: HostSet | None = None  # every configured host (``context ls``); ``engine`` is the chosen one's
     host: str = DEFAULT_NAME
+    # another host's policy and scope test (a read across every host runs each host's share with its own)
+    scope_on: Callable[[str], tuple[Policy, Callable[[ContainerFacts], bool]]] | None = None
 
 
 Handler = Callable[[Context, Any], Result]

@@ -42,8 +42,12 @@ def across_hosts(command: Command, *, wait: float = WAIT) -> Handler:
 
         def one(name: str) -> None:
             try:
+                here = dataclasses.replace(ctx, engine=hosts.engine(name), host=name)
+                if ctx.scope_on is not None:
+                    policy, in_scope = ctx.scope_on(name)
+                    here = dataclasses.replace(here, policy=policy, in_scope=in_scope)
                 with hosts.slot(name):
-                    result = command.execute(dataclasses.replace(ctx, engine=hosts.engine(name), host=name), request)
+                    result = command.execute(here, request)
                 assert isinstance(result, ContainerList)
                 with lock:
                     results[name] = result

@@ -11,6 +11,7 @@ is logged in full and shown as a short apology with the request ID (never a stac
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import time
 import uuid
@@ -342,16 +343,23 @@ class Pipeline:
         labels = self.hosts.hosts[host].labels if host in self.hosts.hosts else {}
         return policy_rules.HostRef(name=host, labels=labels, shown=self.hosts.configured)
 
-    def _in_scope(self, facts: ContainerFacts) -> bool:
+    def _in_scope(self, facts: ContainerFacts, policy: Policy | None = None) -> bool:
         try:
-            return policy_rules.container_in_scope(self.policy, facts).allowed
+            return policy_rules.container_in_scope(policy or self.policy, facts).allowed
         except Exception:
             log.exception("scope evaluation failed")
             return False
 
+    def scope_on(self, host: str) -> tuple[Policy, Callable[[ContainerFacts], bool]]:
+        """The policy on ``host`` (its own container and network scope, if the policy gives it one) and its
+        container-scope test."""
+        policy = self.policy.for_host(host)
+        return policy, functools.partial(self._in_scope, policy=policy)
+
     def _context(self, actor: Actor, request: Request, *, host: str | None = None) -> Context:
         host = host or self.hosts.default
         engine = self.hosts.engine(host if host in self.hosts.hosts else self.hosts.default)
+        policy, in_scope = self.scope_on(host)
         containers: dict[str, ContainerFacts] = {}
         missing: dict[str, str] = {}
         for ref in request.container_refs():
@@ -360,9 +368,9 @@ class Pipeline:
             except NotFound as exc:
                 missing[ref] = exc.message
             except AmbiguousReference as exc:
-                raise exc.worded(self._in_scope) from None
+                raise exc.worded(in_scope) from None
         for facts in containers.values():
-            scope = policy_rules.container_in_scope(self.policy, facts)
+            scope = policy_rules.container_in_scope(policy, facts)
             if not scope.allowed:
                 raise Denied(f"{scope.reason}: `{request.command}` may not touch it", rule=scope.rule)
         networks: dict[str, NetworkFacts] = {}
@@ -370,19 +378,20 @@ class Pipeline:
             networks[ref] = engine.network_facts(ref)  # NotFound ends the request
             if request.mutating:
                 scope = policy_rules.network_in_scope(
-                    self.policy, networks[ref], for_removal=request.command == "network rm"
+                    policy, networks[ref], for_removal=request.command == "network rm"
                 )
                 if not scope.allowed:
                     raise Denied(scope.reason, rule=scope.rule)
         return Context(
             engine=engine,
             actor=actor,
-            policy=self.policy,
+            policy=policy,
             registry=self.registry,
             containers=containers,
             networks=networks,
             missing=missing,
-            in_scope=self._in_scope,
+            in_scope=in_scope,
+            scope_on=self.scope_on,
             run_timeout=self.run_timeout,
             exec_timeout=self.exec_timeout,
             history=self.history,

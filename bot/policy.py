@@ -124,6 +124,13 @@ class Limits(_Strict):
         return round(self.cpus * 1e9) if self.cpus else None
 
 
+class HostScope(_Strict):
+    """A host's own container and network scope (several hosts); what it leaves out is the policy's."""
+
+    containers: ContainerScope | None = None
+    networks: NetworkScope | None = None
+
+
 class Policy(_Strict):
     roles: dict[str, Role] = Field(default_factory=dict)
     grants: tuple[Grant, ...] = ()
@@ -134,6 +141,19 @@ class Policy(_Strict):
     limits: Limits = Field(default_factory=Limits)
     redact: tuple[str, ...] = ()
     protected_ids: tuple[str, ...] = ()  # filled at start-up (chatdock's own container), not from the file
+    hosts: dict[str, HostScope] = Field(default_factory=dict)  # per host (CHATDOCK_HOSTS names), replacing the above
+
+    def for_host(self, host: str) -> Policy:
+        """The policy as it applies on ``host``: its own ``containers`` / ``networks`` scope where it has one."""
+        scope = self.hosts.get(host)
+        if scope is None:
+            return self
+        update: dict[str, Any] = {}
+        if scope.containers is not None:
+            update["containers"] = scope.containers
+        if scope.networks is not None:
+            update["networks"] = scope.networks
+        return self.model_copy(update=update)
 
     @field_validator("ports", mode="before")
     @classmethod

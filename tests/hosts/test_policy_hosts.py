@@ -89,3 +89,49 @@ def test_policy_check_reads_the_host_fields() -> None:
     assert any("grants.0.hosts" in problem for problem in raised.value.problems)
     policy: Policy = load_policy_text(POLICY)
     assert policy.grants[0].hosts == ("second",) and policy.grants[1].host_labels == {"env": "prod"}
+
+
+SCOPED = """
+roles:
+  admin: {commands: [ps, stop, start]}
+grants:
+  - {role: admin, users: [UALICE]}
+images: ["@local"]
+containers: {names: ["*-web-*"]}
+hosts:
+  second:                                   # the staging host: its own scope, the rest of the policy as above
+    containers: {names: ["*-db-*"], protect: ["*-web-*"]}
+"""
+
+
+def test_container_scope_differs_per_host(
+    second_engine: SecondEngine, docker_client: docker.DockerClient, name: Any
+) -> None:
+    hosts = HostSet(load_hosts_text(hosts_yaml(second_engine)), timeout=20)
+    policy = load_policy_text(SCOPED, known_commands=build_registry().names())
+    pipeline = Pipeline(engine=hosts.engine("local"), hosts=hosts, policy=policy, registry=build_registry())
+    web, db = name("web"), name("db")
+    second = second_engine.client()
+    try:
+        for client in (docker_client, second):
+            client.containers.create(TEST_IMAGE, name=web)  # not started by chatdock: in scope only by name
+            client.containers.create(TEST_IMAGE, name=db)
+        assert pipeline.handle(f"start {web}", ALICE).ok  # local: *-web-* is in scope
+        denied = pipeline.handle(f"start {db}", ALICE)
+        assert denied.error is not None and denied.error.rule == "containers.scope"
+        on_second = pipeline.handle(f"--context second start {db}", ALICE)
+        assert on_second.ok, on_second.error  # second: *-db-* is
+        protected = pipeline.handle(f"--context second start {web}", ALICE)
+        assert protected.error is not None and protected.error.rule == "containers.protect"
+        assert second.containers.get(web).status == "created"  # nothing happened
+        listed = pipeline.handle("--context '*' ps -a", ALICE)
+        rows = {(view.host, view.name) for view in listed.result.containers}  # type: ignore[union-attr]
+        assert ("local", web) in rows and ("second", db) in rows
+        assert ("local", db) not in rows and ("second", web) not in rows
+    finally:
+        for client in (docker_client, second):
+            for ref in (web, db):
+                with contextlib.suppress(docker.errors.NotFound):
+                    client.containers.get(ref).remove(force=True)
+        second.close()
+        hosts.close()
