@@ -144,6 +144,7 @@ COMMANDS = (
         run_ls,
         aliases=("context list",),
         examples=("context ls",),
+        slow=True,  # probes every host, up to PROBE_WAIT seconds: not on the quick-read workers
     ),
     Command(
         "context inspect",
@@ -152,5 +153,6 @@ COMMANDS = (
         build_inspect,
         run_inspect,
         examples=("context inspect prod",),
+        slow=True,
     ),
 )
