@@ -1,4 +1,4 @@
-"""The ``chatdock`` command: ``shell``, ``serve``, ``policy check``, ``audit export``."""
+"""The ``chatdock`` command: ``shell``, ``serve``, ``policy check``, ``hosts check``, ``audit export``."""
 
 from __future__ import annotations
 
@@ -39,6 +39,11 @@ def _parser() -> argparse.ArgumentParser:
     policy_sub.add_parser("builtin", help="print the built-in policy the shell uses without CHATDOCK_POLICY")
     check = policy_sub.add_parser("check", help="validate a policy file")
     check.add_argument("file", type=Path)
+
+    hosts = sub.add_parser("hosts", help="hosts file tools ($CHATDOCK_HOSTS)")
+    hosts_sub = hosts.add_subparsers(dest="hosts_action", required=True)
+    hosts_check = hosts_sub.add_parser("check", help="validate a hosts file (no connection is made)")
+    hosts_check.add_argument("file", type=Path)
 
     serve = sub.add_parser("serve", help="answer Slack: Socket Mode when SLACK_APP_TOKEN is set, else HTTP")
     mode = serve.add_mutually_exclusive_group()
@@ -98,6 +103,20 @@ def _policy_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _hosts_check(args: argparse.Namespace) -> int:
+    from bot.hosts import HostsError, load_hosts_file
+
+    try:
+        config = load_hosts_file(args.file)
+    except HostsError as exc:
+        for problem in exc.problems:
+            print(f"{exc.source}: {problem}", file=sys.stderr)
+        return 1
+    kinds = ", ".join(f"{host.name} ({host.kind})" for host in config.hosts)
+    print(f"{args.file}: ok ({len(config.hosts)} hosts: {kinds}; default {config.default})")
+    return 0
+
+
 def _audit_export(args: argparse.Namespace) -> int:
     from bot.audit import AuditError, open_audit, parse_since, since_zone_note, write_jsonl
 
@@ -142,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
         return _policy_check(args)
     if args.action == "serve":
         return _serve(args)
+    if args.action == "hosts":
+        return _hosts_check(args)
     if args.action == "audit":
         return _audit_export(args)
     return 2

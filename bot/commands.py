@@ -15,6 +15,7 @@ from typing import Any
 from bot.engine import Engine
 from bot.errors import UsageError
 from bot.flags import Grammar, Parsed, parse
+from bot.hosts import DEFAULT_NAME, HostSet
 from bot.models import Actor, ContainerFacts, ImageFacts, NetworkFacts, Progress, Request, Result
 from bot.policy import Policy
 from bot.redact import SecretSink
@@ -60,6 +61,10 @@ class Context:
     missing_images: Mapping[str, str] = field(default_factory=dict)
     progress: Callable[[Progress], None] = lambda _p: None
     """Where a long handler (a pull) reports how far it has come; each front door shows it its own way."""
+    hosts: HostSet | None = None  # every configured host (``context ls``); ``engine`` is the chosen one's
+    host: str = DEFAULT_NAME
+    # another host's policy and scope test (a read across every host runs each host's share with its own)
+    scope_on: Callable[[str], tuple[Policy, Callable[[ContainerFacts], bool]]] | None = None
 
 
 Handler = Callable[[Context, Any], Result]

@@ -16,6 +16,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CHATDOCK_", extra="ignore", populate_by_name=True)
 
     policy: Path | None = Field(default=None, description="policy YAML; the shell falls back to the built-in one")
+    hosts: Path | None = Field(default=None, description="hosts YAML (several Docker hosts); without it, one engine")
     db: str = Field(default="chatdock.db", description="audit log: a SQLite path or postgresql:// URL")
     run_timeout: float = Field(default=60.0, gt=0, le=3600, description="how long a foreground run is awaited")
     exec_timeout: float = Field(default=30.0, gt=0, le=3600, description="how long exec is awaited")

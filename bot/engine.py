@@ -39,6 +39,7 @@ _PORT_TAKEN = re.compile(r"Bind for (\S+?):(\d+) failed: port is already allocat
 _TRANSIENT = (requests.exceptions.ConnectionError,)
 KILL_WAIT = 15  # rm -f: the engine kills, then waits for the exit (a few seconds, more on a loaded host)
 MAX_STOP_TIMEOUT = 300  # `stop -t`, `run --stop-timeout`: the longest a chat request may make the engine wait
+_LOCAL_HINT = "is dockerd running and is DOCKER_HOST right?"
 
 
 class AmbiguousReference(UsageError):
@@ -90,6 +91,8 @@ def translate(exc: Exception, *, timeout: float | None = None) -> ChatdockError:
         if exc.status_code in (400, 403):
             return UsageError(message)
         return EngineError(message)
+    if type(exc).__module__.startswith("paramiko"):  # a host reached over SSH (bot.hosts)
+        return EngineUnavailable(f"Docker engine unreachable over SSH ({type(exc).__name__}: {exc})")
     if isinstance(exc, docker.errors.DockerException):
         text = str(exc)
         if isinstance(exc.__cause__, requests.exceptions.Timeout) or "timed out" in text:
@@ -119,8 +122,14 @@ class Engine:
         timeout: float = 30.0,
         pool_size: int = 32,
         client: docker.DockerClient | None = None,
+        factory: Callable[[], docker.DockerClient] | None = None,
+        name: str | None = None,
     ) -> None:
+        """``factory`` builds the client when it is not a plain ``base_url`` (TLS, SSH: see bot.hosts); ``name`` is
+        the configured host's, named in "unreachable" errors (with several hosts, which one matters)."""
         self.base_url = base_url
+        self.name = name
+        self._factory = factory
         self.timeout = timeout
         self.pool_size = pool_size
         self._client = client
@@ -162,11 +171,18 @@ class Engine:
 
     def _connect(self) -> docker.DockerClient:
         try:
+            if self._factory is not None:
+                return self._factory()
             if self.base_url:
                 return docker.DockerClient(base_url=self.base_url, timeout=self.timeout, max_pool_size=self.pool_size)
             return docker.from_env(timeout=self.timeout, max_pool_size=self.pool_size)
         except Exception as exc:
-            raise translate(exc, timeout=self.timeout) from exc
+            raise self._about_host(translate(exc, timeout=self.timeout)) from exc
+
+    def _about_host(self, error: ChatdockError) -> ChatdockError:
+        if self.name is None or not isinstance(error, EngineUnavailable) or error.message.startswith("host "):
+            return error
+        return EngineUnavailable(f"host {self.name}: {error.message.replace(_LOCAL_HINT, 'is dockerd running there?')}")
 
     def _forget_client_on(self, exc: Exception) -> None:
         if isinstance(exc, (*_TRANSIENT, requests.exceptions.Timeout)):
@@ -202,7 +218,7 @@ class Engine:
             return attempt()
         except Exception as exc:
             self._forget_client_on(exc)
-            raise translate(exc, timeout=self.timeout) from exc
+            raise self._about_host(translate(exc, timeout=self.timeout)) from exc
 
     def write(self, call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """A call that changes something: never retried blindly."""
@@ -210,7 +226,7 @@ class Engine:
             return call(*args, **kwargs)
         except Exception as exc:
             self._forget_client_on(exc)
-            raise translate(exc, timeout=self.timeout) from exc
+            raise self._about_host(translate(exc, timeout=self.timeout)) from exc
 
     def post_waiting(self, path: str, container_id: str, *, params: dict[str, Any], waits: float | None) -> None:
         """POST to an endpoint where the engine itself waits (``/containers/{id}/stop``, ``/restart``, ``DELETE``

@@ -173,6 +173,7 @@ class ContainerView(Frozen):
     ports: str = ""
     owner: str = ""
     managed: bool = False
+    host: str = ""  # set in a listing across every host (--context '*')
 
 
 class ContainerList(Result):
@@ -181,6 +182,8 @@ class ContainerList(Result):
     quiet: bool = False
     all: bool = False
     hidden_out_of_scope: int = 0
+    hosts: tuple[str, ...] = ()  # a listing across these hosts: a HOST column
+    failed_hosts: tuple[str, ...] = ()  # why a host is missing from it
 
     def log_line(self) -> str:
         return _plural(len(self.containers), "container")

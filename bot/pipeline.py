@@ -10,6 +10,8 @@ is logged in full and shown as a short apology with the request ID (never a stac
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
 import time
 import uuid
@@ -23,7 +25,9 @@ from bot import policy as policy_rules
 from bot.commands import Command, Context, EngineCall, Registry
 from bot.engine import AmbiguousReference, Engine, facts_from_inspect
 from bot.errors import ChatdockError, Conflict, Denied, NotFound, UsageError
-from bot.flags import Flag, Grammar, plain_dash, plain_dashes
+from bot.fanout import ALL_HOSTS, across_hosts, check_across
+from bot.flags import Flag, Grammar, Kind, plain_dash, plain_dashes
+from bot.hosts import HostSet
 from bot.models import Actor, ContainerFacts, Decision, DryRun, ImageFacts, NetworkFacts, Progress, Request, Result
 from bot.policy import Policy
 from bot.redact import SecretMask, SecretSink, redact_document, redact_text, redact_words
@@ -32,6 +36,7 @@ from bot.tokenize import split_words
 
 log = logging.getLogger(__name__)
 
+CONTEXT_USAGE = "[--context NAME | -c NAME] COMMAND ...  (NAME: a configured host; `context ls` lists them)"
 PREFIXES = {"/docker": (), "docker": (), "/net": ("network",), "/network": ("network",)}
 
 
@@ -58,6 +63,7 @@ class Outcome(BaseModel):
     result: SerializeAsAny[Result] | None = None
     error: ErrorInfo | None = None
     engine_request: list[dict[str, Any]] | None = None
+    host: str | None = None  # the host it ran on; None with zero configuration (one engine, never named)
     container_ids: tuple[str, ...] = ()
     network_ids: tuple[str, ...] = ()
     duration_ms: float = 0.0
@@ -76,6 +82,7 @@ class Outcome(BaseModel):
             "result": result,
             "error": self.error.model_dump() if self.error else None,
             "engine_request": self.engine_request,
+            **({"host": self.host} if self.host is not None else {}),
         }
 
 
@@ -113,6 +120,7 @@ class Parsed(BaseModel):
     command: Command
     request: SerializeAsAny[Request]
     words: tuple[str, ...]
+    host: str | None = None  # named with --context / -c / -H (a configured host); else the channel's default
 
 
 def new_request_id() -> str:
@@ -130,8 +138,10 @@ class Pipeline:
         run_timeout: float = 60.0,
         exec_timeout: float = 30.0,
         history: Callable[..., list[dict[str, Any]]] | None = None,
+        hosts: HostSet | None = None,
     ) -> None:
         self.engine = engine
+        self.hosts = hosts if hosts is not None else HostSet.single(engine)
         self.policy = policy
         self.registry = registry
         self.auditor: Auditor = auditor or NoAudit()
@@ -142,26 +152,32 @@ class Pipeline:
     # -- parsing ---------------------------------------------------------------------------------------
     def understand(self, text: str) -> Parsed:
         """Text → typed request, or UsageError / Denied (hard refusals are grammar-level)."""
-        words, dry_run, command, rest = self._match(text)
+        words, dry_run, host, command, rest = self._match(text)
         request = command.parse(rest)
         if dry_run:
             if command.plan is None:
                 raise UsageError(f"`--dry-run` is for commands that change something; `{command.name}` only reads")
             request = request.model_copy(update={"dry_run": True})
-        return Parsed(command=command, request=request, words=tuple(words))
+        # the words as shown (ack, audit, replies) keep the host that was named, in docker's long spelling
+        shown = ("--context", host) if host is not None else ()
+        return Parsed(command=command, request=request, words=(*shown, *words), host=host)
 
     def command_name(self, text: str) -> str | None:
         """The command ``text`` names, even when its options are wrong (the shell's exit status depends on it)."""
         try:
-            return self._match(text)[2].name
+            return self._match(text)[3].name
         except ChatdockError:
             return None
 
-    def _match(self, text: str) -> tuple[list[str], bool, Command, list[str]]:
+    def _match(self, text: str) -> tuple[list[str], bool, str | None, Command, list[str]]:
+        """Text → (words, --dry-run given, the host named with ``--context``, the command, its own words)."""
         words = split_words(normalize(text))
         if words and words[0].lower() in PREFIXES:
             words = [*PREFIXES[words[0].lower()], *words[1:]]
+        words, host = _leading_host(_leading_dashes(words), self.hosts)
         words, dry_run = _leading_dry_run(_leading_dashes(words))
+        if host is None:  # `--dry-run --context prod rm web`: either order, as docker's global options
+            words, host = _leading_host(words, self.hosts)
         if words[:1] == ["--help"] or words[:1] == ["-h"]:
             words = ["help"]
         if len(words) == 2 and words[1] in ("help", "--help", "-h") and words[0] in self.registry.families():
@@ -172,7 +188,7 @@ class Pipeline:
             words = [*words[: len(words) - len(rest)], *rest]
         if rest == ["--help"]:
             command, rest = self.registry.commands["help"], command.name.split()
-        return words, dry_run, command, rest
+        return words, dry_run, host, command, rest
 
     # -- the whole path --------------------------------------------------------------------------------
     def triage(self, text: str, actor: Actor, *, source: str = "slack") -> Parsed | Outcome:
@@ -184,9 +200,11 @@ class Pipeline:
         """
         try:
             parsed = self.understand(text)
-            if self._decide(actor, parsed.request).allowed:
+            host = parsed.host or self.hosts.host_for_channel(actor.channel)
+            if self._decide(actor, parsed.request, host).allowed:
                 if parsed.command.plan is not None and not parsed.request.plan_reads_engine():
-                    bare = Context(engine=self.engine, actor=actor, policy=self.policy, registry=self.registry)
+                    engine = self.hosts.engine(host if host != ALL_HOSTS else self.hosts.default)
+                    bare = Context(engine=engine, actor=actor, policy=self.policy, registry=self.registry)
                     self._plan(parsed.command, bare, parsed.request)  # Denied → handle() below says so
                 return parsed
         except Exception:  # usage errors and parser bugs alike: handle() turns them into an Outcome (and logs bugs)
@@ -213,18 +231,25 @@ class Pipeline:
         begun = False
         result: Result | None = None
         error: ErrorInfo | None = None
+        slot = contextlib.ExitStack()
         try:
             parsed = self.understand(text)
+            host = parsed.host or self.hosts.host_for_channel(actor.channel)
             state.update(
                 command=parsed.command.name,
                 request=parsed.request,
                 shown_text=" ".join(redact_words(parsed.words, self.policy.redact)),
+                host=host if self.hosts.configured else None,
             )
-            decision = self._decide(actor, parsed.request)
+            decision = self._decide(actor, parsed.request, host)
             state["decision"] = decision
             if not decision.allowed:
                 raise Denied(decision.reason, rule=decision.rule)
-            ctx = self._context(actor, parsed.request, secrets, progress=progress)
+            if host == ALL_HOSTS:
+                check_across(parsed.command)  # each host's share takes that host's slot
+            elif parsed.command.name not in HOST_FREE:
+                slot.enter_context(self.hosts.slot(host))  # a hung host holds only its own slots
+            ctx = self._context(actor, parsed.request, secrets, progress=progress, host=host)
             _check_states(ctx, expect_states)
             state.update(
                 container_ids=tuple(c.id for c in ctx.containers.values()),
@@ -241,17 +266,19 @@ class Pipeline:
                 command=parsed.command.name,
                 request=_dump(parsed.request),
                 decision=decision,
+                **_host_column(state.get("host")),
             )
             begun = True
             if parsed.request.dry_run:
                 preview = parsed.command.preview
                 result = DryRun(
-                    summary=f"would run `{state['shown_text']}`: {decision.reason}",
+                    summary=f"would run `{state['shown_text']}`{_on_host(state.get('host'))}: {decision.reason}",
                     engine_requests=tuple(state.get("engine_request") or ()),
                     lines=preview(ctx, parsed.request) if preview is not None else (),
                 )
             else:
-                result = parsed.command.execute(ctx, parsed.request)
+                execute = across_hosts(parsed.command) if host == ALL_HOSTS else parsed.command.execute
+                result = execute(ctx, parsed.request)
         except Denied as exc:
             state["decision"] = Decision(allowed=False, rule=exc.rule, reason=exc.message)
             error = ErrorInfo(kind=exc.kind, message=exc.message, rule=exc.rule)
@@ -268,6 +295,7 @@ class Pipeline:
                 kind="internal",
                 message=f"chatdock hit an internal error (request {request_id}); the details are in its log",
             )
+        slot.close()
         mask = secrets.mask()
         if mask:
             result, error = _masked(mask, result, error)
@@ -283,6 +311,7 @@ class Pipeline:
                 command=outcome.command,
                 request=_dump(state.get("request")),
                 decision=outcome.decision,
+                **_host_column(outcome.host),
             )
         self.auditor.end(outcome)
         return outcome
@@ -326,19 +355,35 @@ class Pipeline:
             log.exception("request %s: could not record its delivery (%s)", request_id, status)
 
     # -- steps -----------------------------------------------------------------------------------------
-    def _decide(self, actor: Actor, request: Request) -> Decision:
+    def _decide(self, actor: Actor, request: Request, host: str | None = None) -> Decision:
+        """The policy's word; on several hosts, for this host (across every host: allowed if on any)."""
         try:
-            return policy_rules.decide(self.policy, actor, request)
+            if host == ALL_HOSTS:
+                decisions = [
+                    policy_rules.decide(self.policy, actor, request, self.host_ref(h)) for h in self.hosts.names()
+                ]
+                return next((d for d in decisions if d.allowed), decisions[0])
+            return policy_rules.decide(self.policy, actor, request, self.host_ref(host or self.hosts.default))
         except Exception:  # fail closed
             log.exception("policy evaluation failed")
             return policy_rules.deny("policy-error", "the policy could not be evaluated; refusing")
 
-    def _in_scope(self, facts: ContainerFacts) -> bool:
+    def host_ref(self, host: str) -> policy_rules.HostRef:
+        labels = self.hosts.hosts[host].labels if host in self.hosts.hosts else {}
+        return policy_rules.HostRef(name=host, labels=labels, shown=self.hosts.configured)
+
+    def _in_scope(self, facts: ContainerFacts, policy: Policy | None = None) -> bool:
         try:
-            return policy_rules.container_in_scope(self.policy, facts).allowed
+            return policy_rules.container_in_scope(policy or self.policy, facts).allowed
         except Exception:
             log.exception("scope evaluation failed")
             return False
+
+    def scope_on(self, host: str) -> tuple[Policy, Callable[[ContainerFacts], bool]]:
+        """The policy on ``host`` (its own container and network scope, if the policy gives it one) and its
+        container-scope test."""
+        policy = self.policy.for_host(host)
+        return policy, functools.partial(self._in_scope, policy=policy)
 
     def _context(
         self,
@@ -347,28 +392,32 @@ class Pipeline:
         secrets: SecretSink,
         *,
         progress: Callable[[Progress], None] | None = None,
+        host: str | None = None,
     ) -> Context:
+        host = host or self.hosts.default
+        engine = self.hosts.engine(host if host in self.hosts.hosts else self.hosts.default)
+        policy, in_scope = self.scope_on(host)
         containers: dict[str, ContainerFacts] = {}
         inspected: dict[str, dict[str, Any]] = {}
         missing: dict[str, str] = {}
         secrets.add_env(getattr(request, "env", None))  # run -e / exec -e values are shown back by `env`
         for ref in request.container_refs():
             try:
-                data = inspected[ref] = self.engine.inspect_container(ref)
+                data = inspected[ref] = engine.inspect_container(ref)
                 containers[ref] = facts_from_inspect(data)
                 secrets.add_inspect(data)
             except NotFound as exc:
                 missing[ref] = exc.message
             except AmbiguousReference as exc:
-                raise exc.worded(self._in_scope) from None
+                raise exc.worded(in_scope) from None
         for facts in containers.values():
-            scope = policy_rules.container_in_scope(self.policy, facts)
+            scope = policy_rules.container_in_scope(policy, facts)
             if not scope.allowed:
                 raise Denied(f"{scope.reason}: `{request.command}` may not touch it", rule=scope.rule)
         networks: dict[str, NetworkFacts] = {}
         for ref in request.network_refs():
             try:
-                networks[ref] = self.engine.network_facts(ref)
+                networks[ref] = engine.network_facts(ref)
             except NotFound as exc:  # ends the request, unless it asked not to care (network rm -f)
                 if not request.missing_networks_ok():
                     raise
@@ -376,7 +425,7 @@ class Pipeline:
                 continue
             if request.mutating:
                 scope = policy_rules.network_in_scope(
-                    self.policy, networks[ref], for_removal=request.command == "network rm"
+                    policy, networks[ref], for_removal=request.command == "network rm"
                 )
                 if not scope.allowed:
                     raise Denied(scope.reason, rule=scope.rule)
@@ -384,39 +433,40 @@ class Pipeline:
         if names is not None:
             for network in networks.values():
                 dns.check_names(
-                    self.engine,
-                    self.policy,
+                    engine,
+                    policy,
                     network=network,
                     names=names,
                     joining=[inspected[ref] for ref in containers],
-                    in_scope=self._in_scope,
+                    in_scope=in_scope,
                 )
         if request.starts_containers:
             for ref in containers:
-                dns.check_start(self.engine, self.policy, inspected[ref], in_scope=self._in_scope)
+                dns.check_start(engine, policy, inspected[ref], in_scope=in_scope)
         images: dict[str, ImageFacts] = {}
         missing_images: dict[str, str] = {}
         for ref in request.image_refs():
             try:
-                images[ref] = self.engine.image_facts(ref)
+                images[ref] = engine.image_facts(ref)
             except NotFound as exc:
                 missing_images[ref] = exc.message
                 continue
             if request.mutating:  # by ID every name goes; by name only that one
                 by_id = images[ref].id.removeprefix("sha256:").startswith(ref.removeprefix("sha256:").lower())
                 image_names = images[ref].tags if by_id else (ref,)
-                scope = policy_rules.image_removable(self.policy, image_names)
+                scope = policy_rules.image_removable(policy, image_names)
                 if not scope.allowed:
                     raise Denied(f"{scope.reason}: `{request.command}` may not remove it", rule=scope.rule)
         return Context(
-            engine=self.engine,
+            engine=engine,
             actor=actor,
-            policy=self.policy,
+            policy=policy,
             registry=self.registry,
             containers=containers,
             networks=networks,
             missing=missing,
-            in_scope=self._in_scope,
+            in_scope=in_scope,
+            scope_on=self.scope_on,
             run_timeout=self.run_timeout,
             exec_timeout=self.exec_timeout,
             history=self.history,
@@ -424,6 +474,8 @@ class Pipeline:
             images=images,
             missing_images=missing_images,
             progress=progress or _no_progress,
+            hosts=self.hosts,
+            host=host,
         )
 
     def _plan(self, command: Command, ctx: Context, request: Request) -> list[EngineCall] | None:
@@ -468,6 +520,7 @@ class Pipeline:
             result=result,
             error=error,
             engine_request=state.get("engine_request"),
+            host=state.get("host"),
             container_ids=state.get("container_ids", ()),
             network_ids=state.get("network_ids", ()),
             duration_ms=round((time.monotonic() - started) * 1000, 1),
@@ -523,7 +576,13 @@ def _check_states(ctx: Context, expected: Mapping[str, str] | None) -> None:
 
 
 _LEADING = Grammar(
-    usage="[--dry-run] COMMAND [ARG...]", flags=(Flag(("--dry-run",), "dry_run"), Flag(("--help", "-h"), "help"))
+    usage="[--context NAME] [--dry-run] COMMAND [ARG...]",
+    flags=(
+        Flag(("--dry-run",), "dry_run"),
+        Flag(("--help", "-h"), "help"),
+        Flag(("--context", "-c"), "context", Kind.VALUE),
+        Flag(("--host", "-H"), "host", Kind.VALUE),
+    ),
 )
 
 
@@ -540,6 +599,50 @@ def _leading_dashes(words: list[str]) -> list[str]:
 
 def _no_progress(_progress: Progress) -> None:
     return None
+
+
+HOST_FREE = frozenset({"help", "history", "context ls", "context inspect"})  # need no engine slot
+_HOST_OPTIONS = ("--context", "-c", "--host", "-H")
+
+
+def _leading_host(words: list[str], hosts: HostSet) -> tuple[list[str], str | None]:
+    """Take docker's global ``--context NAME`` / ``-c NAME`` (and ``-H``/``--host`` naming a configured host) from
+    before the command, or after a family word (``/net --context prod ls``). An address is never accepted: the
+    hosts chatdock may drive are the configured ones."""
+    family: list[str] = []
+    if words[:1] in (["network"], ["container"]) and words[1:2] and words[1].split("=")[0] in _HOST_OPTIONS:
+        family, words = words[:1], words[1:]
+    if not words or words[0].split("=")[0] not in _HOST_OPTIONS:
+        return [*family, *words], None
+    option, _, value = words[0].partition("=")
+    if not value:
+        if len(words) < 2:
+            raise UsageError(f"`{option}` needs a host name: {option} NAME COMMAND", usage=CONTEXT_USAGE)
+        value, rest = words[1], words[2:]
+    else:
+        rest = words[1:]
+    if rest[:1] and rest[0].split("=")[0] in _HOST_OPTIONS:
+        raise UsageError("name one host: a single --context", usage=CONTEXT_USAGE)
+    if value not in hosts.hosts and not (value == ALL_HOSTS and hosts.configured):
+        if option in ("-H", "--host") and ("://" in value or "/" in value or ":" in value):
+            raise Denied(
+                f"`{option} {value}`: chatdock drives only its configured hosts, never an address typed in chat"
+                f" (configured: {', '.join(hosts.names())})",
+                rule="never:host-address",
+            )
+        raise UsageError(
+            f'context "{value}" does not exist: the hosts are {", ".join(hosts.names())}', usage=CONTEXT_USAGE
+        )
+    return [*family, *rest], value
+
+
+def _host_column(host: str | None) -> dict[str, str]:
+    """``begin``'s ``host`` only when there is one: an auditor written before several hosts needs no change."""
+    return {"host": host} if host else {}
+
+
+def _on_host(host: str | None) -> str:
+    return f" on host {host}" if host else ""
 
 
 def _leading_dry_run(words: list[str]) -> tuple[list[str], bool]:

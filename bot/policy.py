@@ -28,7 +28,8 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +83,8 @@ class _Strict(BaseModel):
             return ()
         if value is None and info.field_name in _MAPPING_FIELDS:
             return {}
+        if value is None and info.field_name == "hosts":  # a grant's list, the policy's per-host mapping
+            return () if cls.__name__ == "Grant" else {}
         return value
 
     @field_validator("*")
@@ -96,7 +99,7 @@ _LIST_FIELDS = frozenset(
     {"commands", "include", "users", "groups", "channels", "teams", "names", "protect"}
     | {"grants", "images", "ports", "redact"}
 )
-_MAPPING_FIELDS = frozenset({"roles", "labels"})
+_MAPPING_FIELDS = frozenset({"roles", "labels", "host_labels"})
 
 
 class Role(_Strict):
@@ -114,6 +117,17 @@ class Grant(_Strict):
     groups: tuple[str, ...] = ()
     channels: tuple[str, ...] = (ANY,)
     teams: tuple[str, ...] = ()
+    # Several hosts (CHATDOCK_HOSTS): the grant holds only on these hosts, by name or by labels. Absent: every
+    # host; an empty list or mapping: no host (emptying a list never widens access).
+    hosts: tuple[str, ...] | None = None
+    host_labels: dict[str, str] | None = None
+
+    def covers_host(self, host: str, labels: Mapping[str, str]) -> bool:
+        if self.hosts is not None and ANY not in self.hosts and host not in self.hosts:
+            return False
+        if self.host_labels is not None:
+            return bool(self.host_labels) and all(labels.get(k) == v for k, v in self.host_labels.items())
+        return True
 
     def matches(self, actor: Actor) -> bool:
         if not actor.user:
@@ -170,6 +184,13 @@ class Limits(_Strict):
         return round(self.cpus * 1e9) if self.cpus else None
 
 
+class HostScope(_Strict):
+    """A host's own container and network scope (several hosts); what it leaves out is the policy's."""
+
+    containers: ContainerScope | None = None
+    networks: NetworkScope | None = None
+
+
 class Policy(_Strict):
     roles: dict[str, Role] = Field(default_factory=dict)
     grants: tuple[Grant, ...] = ()
@@ -180,6 +201,19 @@ class Policy(_Strict):
     limits: Limits = Field(default_factory=Limits)
     redact: tuple[str, ...] = ()
     protected_ids: tuple[str, ...] = ()  # filled at start-up (chatdock's own container), not from the file
+    hosts: dict[str, HostScope] = Field(default_factory=dict)  # per host (CHATDOCK_HOSTS names), replacing the above
+
+    def for_host(self, host: str) -> Policy:
+        """The policy as it applies on ``host``: its own ``containers`` / ``networks`` scope where it has one."""
+        scope = self.hosts.get(host)
+        if scope is None:
+            return self
+        update: dict[str, Any] = {}
+        if scope.containers is not None:
+            update["containers"] = scope.containers
+        if scope.networks is not None:
+            update["networks"] = scope.networks
+        return self.model_copy(update=update)
 
     @field_validator("ports", mode="before")
     @classmethod
@@ -327,11 +361,11 @@ def policy_warnings(text: str, policy: Policy) -> list[str]:
         warnings.append(f"{_locate(text, path)}{dotted}: {what}")
 
     def walk(model: BaseModel, path: tuple[str | int, ...]) -> None:
-        for field in sorted(model.model_fields_set, key=list(type(model).model_fields).index):
-            value = getattr(model, field)
-            here = (*path, field)
+        for name in sorted(model.model_fields_set, key=list(type(model).model_fields).index):
+            value = getattr(model, name)
+            here = (*path, name)
             if isinstance(value, tuple | dict) and not value:
-                empty(here, _EMPTY_MEANS.get(field, "empty list, so it matches nothing"))
+                empty(here, _EMPTY_MEANS.get(name, "empty list, so it matches nothing"))
             elif isinstance(value, dict):
                 for key, item in value.items():
                     if isinstance(item, BaseModel):
@@ -446,19 +480,31 @@ def commands_for(policy: Policy, actor: Actor) -> tuple[frozenset[str], list[str
     return frozenset(commands), roles
 
 
-def may_run(policy: Policy, actor: Actor, command: str) -> Decision:
+def may_run(policy: Policy, actor: Actor, command: str, host: HostRef | None = None) -> Decision:
+    """``host``: the configured host the command is for (several hosts); grants limited to hosts must cover it."""
     for index, grant in enumerate(policy.grants):
-        if grant.matches(actor):
+        if grant.matches(actor) and (host is None or grant.covers_host(host.name, host.labels)):
             granted = policy.role_commands(grant.role)
             if command in granted or ANY in granted:
-                return allow(f"grants[{index}]", f"role {grant.role} may run `{command}`")
+                on = f" on host {host.name}" if host is not None and host.shown else ""
+                return allow(f"grants[{index}]", f"role {grant.role} may run `{command}`{on}")
     where = f" in channel {actor.channel}" if actor.channel else ""
-    return deny("default-deny", f"no grant lets {actor.user}{where} run `{command}`")
+    on = f" on host {host.name}" if host is not None and host.shown else ""
+    return deny("default-deny", f"no grant lets {actor.user}{where} run `{command}`{on}")
 
 
-def decide(policy: Policy, actor: Actor, request: Request) -> Decision:
-    """May ``actor`` run this command at all? (Targets and engine bodies are checked separately.)"""
-    return may_run(policy, actor, request.command)
+@dataclass(frozen=True)
+class HostRef:
+    """The host a request is for, as policy sees it: its name and labels (``shown``: named in reasons)."""
+
+    name: str
+    labels: Mapping[str, str] = field(default_factory=dict)
+    shown: bool = True
+
+
+def decide(policy: Policy, actor: Actor, request: Request, host: HostRef | None = None) -> Decision:
+    """May ``actor`` run this command at all (on ``host``)? (Targets and engine bodies are checked separately.)"""
+    return may_run(policy, actor, request.command, host)
 
 
 def _glob_any(value: str, patterns: Iterable[str]) -> str | None:

@@ -23,6 +23,7 @@ import json
 import logging
 import re
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -40,6 +41,7 @@ from slack_sdk.models.blocks import (
 )
 
 from bot import humanize, render_text, wording
+from bot.hosts import HOST_NAME
 from bot.models import (
     ActionItem,
     ContainerAction,
@@ -158,12 +160,24 @@ def _mrkdwn(text: str) -> MarkdownTextObject:
 
 # --------------------------------------------------------------------------------------------- buttons
 
+_BUTTON_HOST: ContextVar[str | None] = ContextVar("chatdock_button_host", default=None)
 
-def button_value(action: str, container_id: str, state: str) -> str:
-    """What a button carries: the action, the container's full ID and the state it was drawn in."""
-    value = json.dumps({"a": action, "c": container_id, "s": state}, separators=(",", ":"))
+
+def button_value(action: str, container_id: str, state: str, host: str | None = None) -> str:
+    """What a button carries: the action, the container's full ID, the state it was drawn in and, with several
+    hosts, the host it is on (``h``), so a click acts there whatever the channel's default is by then."""
+    fields = {"a": action, "c": container_id, "s": state, **({"h": host} if host else {})}
+    value = json.dumps(fields, separators=(",", ":"))
     _check_button(action, container_id, state, len(value))
     return value
+
+
+def parse_button(value: str) -> tuple[str, str, str, str | None]:
+    """``(action, container_id, state, host)``: :func:`parse_button_value` plus the host (None on buttons drawn
+    before several hosts, or with one engine)."""
+    action, container_id, state = parse_button_value(value)
+    host = json.loads(value).get("h")
+    return action, container_id, state, host
 
 
 def parse_button_value(value: str) -> tuple[str, str, str]:
@@ -185,8 +199,10 @@ def parse_button_value(value: str) -> tuple[str, str, str]:
         data = json.loads(value, object_pairs_hook=pairs)
     except RecursionError:
         raise ValueError("button value is nested too deeply") from None
-    if not isinstance(data, dict) or set(data) != {"a", "c", "s"}:
-        raise ValueError('button value must be an object with exactly "a", "c" and "s"')
+    if not isinstance(data, dict) or set(data) - {"h"} != {"a", "c", "s"}:
+        raise ValueError('button value must be an object with exactly "a", "c", "s" (and "h")')
+    if "h" in data and not (isinstance(data["h"], str) and HOST_NAME.fullmatch(data["h"])):
+        raise ValueError("button host must be a host name")
     action, container_id, state = data["a"], data["c"], data["s"]
     if not all(isinstance(item, str) for item in (action, container_id, state)):
         raise ValueError("button value fields must be strings")
@@ -474,7 +490,7 @@ def _buttons(view: ContainerView, state: str) -> list[ButtonElement]:
             ButtonElement(
                 text=PlainTextObject(text=wording.BUTTON_LABEL[action], emoji=True),
                 action_id=f"{ACTION_ID_PREFIX}{action}",
-                value=button_value(action, view.id, state),
+                value=button_value(action, view.id, state, view.host or _BUTTON_HOST.get()),
                 style=_BUTTON_STYLE.get(action),
                 confirm=confirm,
             )
@@ -539,10 +555,15 @@ def _container_list(msg: _Message, result: ContainerList) -> str:
                 row != [c.id[:12], c.image, c.status, c.ports, c.name]
                 for row, c in zip(rows, result.containers, strict=True)
             )
+            if result.hosts:  # across every host (--context '*')
+                headers = [wording.HOST_HEADER, *headers]
+                rows = [[_clip(c.host, 40), *row] for c, row in zip(result.containers, rows, strict=True)]
             text = humanize.table(headers, rows)
         msg.code(text, reserve=3500, max_sections=2)
     if result.hidden_out_of_scope:
         msg.context(escape(wording.hidden_note(result.hidden_out_of_scope)), stem="hidden")
+    if result.failed_hosts:
+        msg.context(_esc("\n".join(result.failed_hosts), 2000), stem="hosts")
     actionable = [c for c in result.containers if _has_buttons(c, _state(c))]
     shown = 0
     for view in actionable[:PS_BUTTON_ROWS]:
@@ -882,6 +903,8 @@ def _closing(outcome: Outcome, *, clicked_by: str | None, failed: bool = False) 
     parts = [who]
     if outcome.shown_text:
         parts.append(_inline_code(_docker(outcome.shown_text), SHOWN_TEXT_CLIP))
+    if outcome.host:
+        parts.append(wording.host_line(_esc(outcome.host, 80)))
     parts.append(wording.request_line(_esc(outcome.request_id, 40)))
     parts.append(f"{outcome.duration_ms:,.0f} ms")
     return [" · ".join(parts)]
@@ -912,13 +935,17 @@ _RENDERERS: dict[type[Result], Callable[[_Message, Any], str]] = {
 }
 
 
+def _host_part(outcome: Outcome) -> list[str]:
+    return [wording.host_line(_esc(outcome.host, 80))] if outcome.host else []
+
+
 def _error_message(outcome: Outcome, error: ErrorInfo, *, clicked_by: str | None) -> SlackMessage:
     msg = _Message()
     request = wording.request_line(_esc(outcome.request_id, 40))
     if error.kind == "denied":
         text = wording.slack_denied(_esc(error.message, 2500))
         msg.section(text, stem="error")
-        msg.context(" · ".join([wording.rule_line(_esc(error.rule or "?", 200)), request]))
+        msg.context(" · ".join([wording.rule_line(_esc(error.rule or "?", 200)), *_host_part(outcome), request]))
         return _finish(msg, text, "ephemeral", None)
     text = wording.slack_error(error.kind, _esc(error.message, 1800))
     body = text
@@ -929,7 +956,7 @@ def _error_message(outcome: Outcome, error: ErrorInfo, *, clicked_by: str | None
     if error.kind in _ENGINE_ERRORS and mutating:
         msg.context(*_closing(outcome, clicked_by=clicked_by, failed=True))
         return _finish(msg, text, "in_channel", None)
-    msg.context(request)
+    msg.context(" · ".join([*_host_part(outcome), request]))
     return _finish(msg, text, "ephemeral", None)
 
 
@@ -978,6 +1005,8 @@ def render_message(outcome: Outcome, *, clicked_by: str | None = None) -> SlackM
             return _finish(msg, wording.slack_error("internal", outcome.request_id[:40]), "ephemeral", None)
     result = outcome.result
     msg = _Message()
+    # the buttons drawn below act on the host this reply is about (across every host: each row's own)
+    _BUTTON_HOST.set(outcome.host if outcome.host != "*" else None)
     if result is None:
         msg.section("✅ Done", stem="headline")
         msg.context(*_closing(outcome, clicked_by=clicked_by))
@@ -998,12 +1027,14 @@ def render_message(outcome: Outcome, *, clicked_by: str | None = None) -> SlackM
     return _finish(msg, fallback, "in_channel", _attachment(outcome) if keep else None)
 
 
-def render_ack(outcome_text: str, user: str, request_id: str) -> SlackMessage:
-    """The in-progress reply the channel sees while a request runs: ``⏳ @ann ran `docker run …```."""
+def render_ack(outcome_text: str, user: str, request_id: str, *, host: str | None = None) -> SlackMessage:
+    """The in-progress reply the channel sees while a request runs: ``⏳ @ann ran `docker run …```; with several
+    hosts, the context line names the host it runs on."""
     text = wording.ack(mention(user), _inline_code(_docker(outcome_text), SHOWN_TEXT_CLIP))
     msg = _Message()
     msg.section(text, stem="ack")
-    msg.context(wording.request_line(_esc(request_id, 40)))
+    on = [wording.host_line(_esc(host, 80))] if host else []
+    msg.context(" · ".join([*on, wording.request_line(_esc(request_id, 40))]))
     return _finish(msg, text, "in_channel", None)
 
 

@@ -30,6 +30,14 @@ from bot.pipeline import Outcome
 
 
 def render(outcome: Outcome) -> str:
+    """The terminal's text; with several hosts configured, the host it is about comes first."""
+    text = _render(outcome)
+    if outcome.host and text:
+        return f"{wording.host_line(outcome.host)}\n{text}"
+    return text
+
+
+def _render(outcome: Outcome) -> str:
     if outcome.error is not None:
         if outcome.error.kind == "denied":
             return wording.denied(outcome.error.message, outcome.error.rule or "")
@@ -44,6 +52,13 @@ def render(outcome: Outcome) -> str:
 
 def _container_list(result: Any) -> str:
     assert isinstance(result, ContainerList)
+    text = _container_table(result)
+    if result.failed_hosts:  # a listing across every host: the hosts that are missing from it, and why
+        text = "\n".join([text, *result.failed_hosts]) if text else "\n".join(result.failed_hosts)
+    return text
+
+
+def _container_table(result: ContainerList) -> str:
     if result.quiet:
         return "\n".join(c.id[:12] for c in result.containers)
     rows = [
@@ -58,7 +73,13 @@ def _container_list(result: Any) -> str:
         ]
         for c in result.containers
     ]
-    text = humanize.table(wording.PS_HEADERS, rows)
+    headers = list(wording.PS_HEADERS)
+    if result.hosts:
+        headers, rows = (
+            [wording.HOST_HEADER, *headers],
+            [[c.host, *row] for c, row in zip(result.containers, rows, strict=True)],
+        )
+    text = humanize.table(headers, rows)
     if result.hidden_out_of_scope:
         text += "\n" + wording.hidden_note(result.hidden_out_of_scope)
     return text

@@ -399,7 +399,7 @@ def build_server(
     owns_engine = pipeline is None
     if pipeline is None:
         policy, _source = load_policy(settings, allow_builtin=False)
-        pipeline = build_pipeline(settings, policy, auditor=auditor)
+        pipeline = build_pipeline(settings, policy, auditor=auditor, monitor_hosts=True)
     client = client or build_web_client(settings)
     idle_trim = IdleTrim.for_this_libc()
     executor = CountedPool(idle_trim, max_workers=settings.workers, thread_name_prefix="chatdock-work")

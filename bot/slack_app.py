@@ -54,7 +54,7 @@ from bot.render_blocks import (
     ACTION_ID_PREFIX,
     STATE_BUTTONS,
     SlackMessage,
-    parse_button_value,
+    parse_button,
     render_ack,
     render_message,
     render_progress,
@@ -390,7 +390,9 @@ class _Listeners:
         if not quick_read:
             # mutating or slow: the typed command goes into the channel's history at once
             shown = " ".join(redact_words(triaged.words, self.pipeline.policy.redact))
-            _ack(ack, render_ack(shown, actor.user, request_id))
+            hosts = self.pipeline.hosts
+            host = (triaged.host or hosts.host_for_channel(actor.channel)) if hosts.configured else None
+            _ack(ack, render_ack(shown, actor.user, request_id, host=host))
         else:
             ack()  # a quick read: its in-channel result (naming who asked) follows in a moment
         self._submit(
@@ -477,7 +479,7 @@ class _Listeners:
         received: float,
     ) -> None:
         try:
-            verb, container_id, state = parse_button_value(str(action.get("value", "")))
+            verb, container_id, state, host = parse_button(str(action.get("value", "")))
             if str(action.get("action_id", "")) != ACTION_ID_PREFIX + verb or verb not in BUTTON_VERBS:
                 raise ValueError(f"action_id {action.get('action_id')!r} does not match the value's action {verb!r}")
             if verb not in STATE_BUTTONS.get(state, ()):  # chatdock never draws this button for that state
@@ -504,7 +506,8 @@ class _Listeners:
         changing = verb in STATE_CHANGING
         try:
             outcome = self.pipeline.handle(
-                f"{BUTTON_VERBS[verb]} {container_id}",
+                # the host the message came from, whatever the channel's default is now
+                (f"--context {host} " if host else "") + f"{BUTTON_VERBS[verb]} {container_id}",
                 actor,
                 source="button",
                 request_id=request_id,
@@ -602,10 +605,11 @@ class _Listeners:
 def _button_text(action: Mapping[str, Any]) -> str:
     """The command a click stands for (``stop <container ID>``), as noted with its owed reply; checked later."""
     try:
-        verb, container_id, _state = parse_button_value(str(action.get("value", "")))
+        verb, container_id, _state, host = parse_button(str(action.get("value", "")))
     except ValueError:
         return "(a button that is not valid)"
-    return f"{BUTTON_VERBS.get(verb, verb)} {container_id}"
+    on_host = f"--context {host} " if host else ""
+    return f"{on_host}{BUTTON_VERBS.get(verb, verb)} {container_id}"
 
 
 def _ack(ack: Ack, message: SlackMessage) -> None:

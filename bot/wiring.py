@@ -13,6 +13,7 @@ from slack_sdk.http_retry.state import RetryState
 from bot.audit import AuditError, AuditStore, open_audit
 from bot.config import Settings
 from bot.engine import Engine
+from bot.hosts import HostsError, HostSet, load_hosts_file
 from bot.own_container import SelfContainerError, find_own_container
 from bot.pipeline import Auditor, Pipeline
 from bot.policy import Policy, builtin_policy, load_policy_file
@@ -71,12 +72,37 @@ def open_store(settings: Settings, policy: Policy) -> AuditStore:
         raise SystemExit(f"chatdock: {exc}") from None
 
 
-def build_pipeline(settings: Settings, policy: Policy, *, auditor: Auditor | None = None) -> Pipeline:
-    engine = Engine(base_url=settings.docker_host, timeout=settings.docker_timeout, pool_size=max(32, settings.workers))
+def load_hosts(settings: Settings, *, pool_size: int) -> HostSet | None:
+    """The hosts of ``CHATDOCK_HOSTS``, or None (one engine: ``DOCKER_HOST`` or the local socket)."""
+    if settings.hosts is None:
+        return None
+    try:
+        config = load_hosts_file(settings.hosts)
+    except HostsError as exc:
+        more = (
+            f" (and {len(exc.problems) - 1} more; run `chatdock hosts check {exc.source}`)" if exc.problems[1:] else ""
+        )
+        raise SystemExit(f"chatdock: CHATDOCK_HOSTS {exc.source}: {exc.problems[0]}{more}") from None
+    return HostSet(config, timeout=settings.docker_timeout, pool_size=pool_size, workers=max(4, settings.workers // 2))
+
+
+def build_pipeline(
+    settings: Settings, policy: Policy, *, auditor: Auditor | None = None, monitor_hosts: bool = False
+) -> Pipeline:
+    """``monitor_hosts``: refresh every configured host's reachability in the background (``serve`` does)."""
+    pool_size = max(32, settings.workers)
+    hosts = load_hosts(settings, pool_size=pool_size)
+    if hosts is not None:
+        engine = hosts.engine(hosts.default)
+        if monitor_hosts:
+            hosts.start_monitor()
+    else:
+        engine = Engine(base_url=settings.docker_host, timeout=settings.docker_timeout, pool_size=pool_size)
     if auditor is None:
         auditor = open_store(settings, policy)
     policy = protect_self(settings, policy)
     return Pipeline(
+        hosts=hosts,
         engine=engine,
         policy=policy,
         registry=build_registry(),

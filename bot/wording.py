@@ -113,6 +113,14 @@ def request_line(request_id: str) -> str:
     return f"request {request_id}"
 
 
+HOST_HEADER = "HOST"
+
+
+def host_line(host: str) -> str:
+    """Which configured host a reply is about (shown only when CHATDOCK_HOSTS names several)."""
+    return "every host" if host == "*" else f"host {host}"
+
+
 def confirm_title(action: str, name: str) -> str:
     return f"{'Remove' if action in ('rm', 'rmi') else action.capitalize()} {name}?"
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.commands import Command, Registry
-from handlers import containers, history, images, inspect, meta, networks, run
+from handlers import containers, contexts, history, images, inspect, meta, networks, run
 
 
 def all_commands() -> tuple[Command, ...]:
@@ -14,6 +14,7 @@ def all_commands() -> tuple[Command, ...]:
         *networks.COMMANDS,
         *images.COMMANDS,
         *history.COMMANDS,
+        *contexts.COMMANDS,
         *meta.COMMANDS,
     )
 

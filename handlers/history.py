@@ -15,7 +15,7 @@ from bot.errors import ChatdockError, UsageError
 from bot.flags import Flag, Grammar, Kind, Parsed
 from bot.models import HistoryView, Request
 
-USAGE = "history [N] [--user @USER] [--failed]"
+USAGE = "history [N] [--user @USER] [--failed] [--context HOST]"
 DEFAULT_ENTRIES = 20
 MAX_ENTRIES = 200
 COMMAND_WIDTH = 60
@@ -27,6 +27,7 @@ GRAMMAR = Grammar(
     flags=(
         Flag(("--user", "-u"), "user", Kind.VALUE, "@USER", "only this user's requests (a mention or a user ID)"),
         Flag(("--failed",), "failed", help="only requests that did not succeed (errors, denials, usage, interrupted)"),
+        Flag(("--context", "-c"), "context", Kind.VALUE, "HOST", "only requests to this host (several hosts)"),
     ),
 )
 
@@ -36,6 +37,7 @@ class HistoryRequest(Request):
     limit: int = DEFAULT_ENTRIES
     user: str | None = None
     failed: bool = False
+    context: str | None = None
 
 
 def build_history(parsed: Parsed) -> HistoryRequest:
@@ -58,7 +60,7 @@ def build_history(parsed: Parsed) -> HistoryRequest:
         if not match:
             raise UsageError(f'invalid user "{raw_user}": expected a mention like @U123ABC or a user ID', usage=USAGE)
         user = match.group(1)
-    return HistoryRequest(limit=limit, user=user, failed=parsed.flag("failed"))
+    return HistoryRequest(limit=limit, user=user, failed=parsed.flag("failed"), context=parsed.value("context"))
 
 
 def _short(text: str, width: int) -> str:
@@ -85,7 +87,14 @@ def run_history(ctx: Context, request: HistoryRequest) -> HistoryView:
     """The last N entries of this channel (ctx.actor.channel), newest first."""
     if ctx.history is None:
         raise ChatdockError("history is unavailable: this chatdock has no audit log configured")
-    records = ctx.history(channel=ctx.actor.channel, limit=request.limit, user=request.user, failed=request.failed)
+    filters: dict[str, Any] = {"user": request.user, "failed": request.failed}
+    if request.context is not None:
+        if ctx.hosts is not None and request.context not in ctx.hosts.hosts:
+            raise UsageError(
+                f'context "{request.context}" does not exist: the hosts are {", ".join(ctx.hosts.names())}'
+            )
+        filters["host"] = request.context
+    records = ctx.history(channel=ctx.actor.channel, limit=request.limit, **filters)
     return HistoryView(entries=tuple(entry_view(record) for record in records[: request.limit]))
 
 
@@ -96,6 +105,6 @@ COMMANDS = (
         "this channel's recent requests, newest first",
         build_history,
         run_history,
-        examples=("history", "history 50", "history --user @U123ABC", "history --failed"),
+        examples=("history", "history 50", "history --user @U123ABC", "history --failed", "history --context prod"),
     ),
 )
