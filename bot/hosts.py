@@ -55,6 +55,7 @@ HOST_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")
 # Each Engine API connection over SSH is a session channel on the one SSH connection, and sshd allows 10 at once
 # (MaxSessions): at most 8 are kept open for reuse.
 SSH_SESSIONS = 8
+SLOT_WAIT = 2.0  # seconds a request waits for one of its host's slots before it is refused
 MIN_API_VERSION = "1.24"  # docker-py's own minimum; the real version is negotiated on connecting
 
 
@@ -509,9 +510,16 @@ class HostSet:
     @contextlib.contextmanager
     def slot(self, name: str) -> Iterator[None]:
         """Hold one of the host's request slots: a host whose slots are all taken by requests still waiting on it
-        (it hangs) refuses more at once, so it never ties up the workers other hosts' requests need."""
+        (it hangs) refuses more after a short wait, so it never ties up the workers other hosts' requests need.
+
+        With zero configuration there is one host and no other to protect: no limit (a busy engine is only
+        busy). A host that is merely busy frees a slot within ``SLOT_WAIT`` seconds; one that hangs does not.
+        """
+        if not self.configured:
+            yield
+            return
         semaphore = self._slots[name]
-        if not semaphore.acquire(blocking=False):
+        if not semaphore.acquire(timeout=SLOT_WAIT):
             raise EngineUnavailable(
                 f"host {name} is not answering: {self.limits[name]} requests to it are still waiting; try later"
             )

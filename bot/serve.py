@@ -501,7 +501,10 @@ def main(*, socket: bool, http: bool, host: str, port: int, policy: Path | None 
         return 2
     assert local.policy is not None and local.store is not None
     try:
-        pipeline = build_pipeline(settings, local.policy, auditor=local.store)
+        try:
+            pipeline = build_pipeline(settings, local.policy, auditor=local.store)
+        except SystemExit as exc:  # wiring's one-line refusals (CHATDOCK_SELF_CONTAINER, CHATDOCK_HOSTS)
+            raise ConfigError(str(exc.code).removeprefix("chatdock: ")) from None
         server = _build_or_explain(settings, host=host, port=port, socket_mode=socket_mode, pipeline=pipeline)
     except ConfigError as exc:
         local.close()

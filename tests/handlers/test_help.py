@@ -40,7 +40,7 @@ NETWORK_LINES = [
     "network connect [--alias ALIAS] NETWORK CONTAINER  —  connect a container to a network",
     "network disconnect [-f] NETWORK CONTAINER  —  disconnect a container from a network",
     "network inspect NETWORK  —  show a network and its containers",
-    "network rm NETWORK [NETWORK...]  —  remove networks",
+    "network rm [-f] NETWORK [NETWORK...]  —  remove networks",
 ]
 
 
