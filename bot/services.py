@@ -88,7 +88,7 @@ def desired_replicas(service: dict[str, Any]) -> int | None:
     return int(replicated.get("Replicas") or 0)
 
 
-def task_error(tasks: list[dict[str, Any]]) -> str:
+def task_error(tasks: list[dict[str, Any]], service: str = "") -> str:
     """The newest failing task's error (``task web.2: starting container failed: ...``), or nothing."""
     failing = [
         t
@@ -100,7 +100,7 @@ def task_error(tasks: list[dict[str, Any]]) -> str:
     newest = max(failing, key=lambda t: str((t.get("Status") or {}).get("Timestamp", "")))
     status = newest.get("Status") or {}
     slot = newest.get("Slot")
-    where = f"task {newest.get('ServiceName', '')}.{slot}" if slot else f"task {str(newest.get('ID', ''))[:12]}"
+    where = f"task {service}.{slot}" if slot and service else f"task {str(newest.get('ID', ''))[:12]}"
     message = status.get("Err") or status.get("Message") or status.get("State", "")
     exit_code = ((status.get("ContainerStatus") or {}).get("ExitCode")) or 0
     return f"{where}: {message}" + (f" (exit code {exit_code})" if exit_code and "exit" not in message else "")
@@ -143,7 +143,7 @@ def assess(
         desired=desired,
         update_state=state,
         update_message=str(update.get("Message", "")) if ours else "",
-        task_error="" if converged else task_error(recent),
+        task_error="" if converged else task_error(recent, str(spec.get("Name", ""))),
         converged=converged,
         paused=state in PAUSED,
         can_roll_back=service.get("PreviousSpec") is not None,
