@@ -36,6 +36,7 @@ CONVERGED = "✅"
 PAUSED = "⏸️"
 WAITING = "⏳"
 FAILED = "❌"
+REMOVED = "🗑️"
 
 
 # --------------------------------------------------------------------------------------------- buttons
@@ -141,6 +142,8 @@ def _verdict(action: str, item: ServiceState) -> tuple[str, str]:
     name = item.name or item.target
     if item.error:
         return FAILED, f"{name}: {item.error}"
+    if action == "rm":
+        return REMOVED, f"{name}: removed"
     if item.converged:
         return CONVERGED, f"{name}: {action} converged"
     if item.paused:
@@ -154,7 +157,7 @@ def service_change_text(result: Any) -> str:
     lines = []
     for item in result.items:
         _, verdict = _verdict(result.action, item)
-        lines.append(verdict if item.error else f"{verdict} ({item.line()})")
+        lines.append(verdict if item.error or result.action == "rm" else f"{verdict} ({item.line()})")
     return "\n".join(lines)
 
 
@@ -172,7 +175,7 @@ def service_change_blocks(result: ServiceChange, block_id: Any) -> tuple[list[di
         emoji, verdict = _verdict(result.action, item)
         fallbacks.append(verdict)
         fields = []
-        if not item.error:
+        if not item.error and result.action != "rm":
             wanted = "global" if item.desired is None else str(item.desired)
             fields = [
                 f"*Image*\n{_esc(item.image or '—', 400)}",
@@ -189,7 +192,7 @@ def service_change_blocks(result: ServiceChange, block_id: Any) -> tuple[list[di
             fields=[MarkdownTextObject(text=f) for f in fields] or None,
         )
         blocks.append(section.to_dict())
-        buttons = service_buttons(item, result.host) if item.id else []
+        buttons = service_buttons(item, result.host) if item.id and result.action != "rm" else []
         if buttons:
             blocks.append(ActionsBlock(block_id=block_id(f"svc-{item.id[:12]}"), elements=buttons).to_dict())
     return blocks, "; ".join(fallbacks)

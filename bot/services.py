@@ -62,6 +62,8 @@ class ServiceChange(Result):
     host: str = ""
 
     def log_line(self) -> str:
+        if self.action == "rm":
+            return "; ".join(f"{item.name or item.target}: {item.error or 'removed'}" for item in self.items)
         return "; ".join(f"{item.name or item.target}: {item.error or _verdict(item)}" for item in self.items)
 
 

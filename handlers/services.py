@@ -102,8 +102,15 @@ def _send(ctx: Context, call: EngineCall) -> None:
     )
 
 
-def _now_rfc3339() -> str:
-    """A second before now, as the engine writes times: anything the engine stamps after a change sorts after it."""
+def _engine_now(ctx: Context) -> str:
+    """Now on the engine's clock (``GET /info``'s SystemTime, to the second), as the engine writes times: whatever
+    it stamps after the change sorts after it, however far the host's clock is from chatdock's."""
+    try:
+        stamp = str(ctx.engine.read(ctx.engine.api.info).get("SystemTime", ""))
+    except ChatdockError:
+        stamp = ""
+    if re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d", stamp):
+        return stamp[:19]
     then = datetime.datetime.now(datetime.UTC) - datetime.timedelta(seconds=1)
     return then.strftime("%Y-%m-%dT%H:%M:%S")
 
@@ -116,7 +123,7 @@ def _tasks(ctx: Context, service_id: str) -> list[dict[str, Any]]:
 def _watch(ctx: Context, action: str, calls: list[tuple[str, EngineCall]]) -> ServiceChange:
     """Send the changes, then follow each service until it converges, pauses, or :data:`WATCH_TIMEOUT` passes,
     reporting where they stand (``Context.progress``) as they go."""
-    since = _now_rfc3339()
+    since = _engine_now(ctx)
     started = time.monotonic()
     states: dict[str, ServiceState] = {}
     sent: list[tuple[str, str]] = []
@@ -620,6 +627,42 @@ def run_rollback(ctx: Context, request: ServiceRollbackRequest) -> ServiceChange
     return _watch(ctx, "rollback", _rollback_calls(ctx, request))
 
 
+# --------------------------------------------------------------------------------------------- rm
+
+RM_USAGE = "service rm SERVICE [SERVICE...]"
+
+
+class ServiceRmRequest(Request):
+    command = "service rm"
+    mutating = True
+    services: tuple[str, ...]
+
+    def plan_reads_engine(self) -> bool:
+        return True
+
+
+def build_rm(parsed: Parsed) -> ServiceRmRequest:
+    return ServiceRmRequest(services=split_targets(parsed.positionals, usage=RM_USAGE), dry_run=parsed.flag("dry_run"))
+
+
+def plan_rm(ctx: Context, request: ServiceRmRequest) -> list[EngineCall]:
+    """Every service is resolved and scope-checked first: one out of scope refuses the whole request."""
+    return [EngineCall("DELETE", f"/services/{_service(ctx, ref, request.command)['ID']}") for ref in request.services]
+
+
+def run_rm(ctx: Context, request: ServiceRmRequest) -> ServiceChange:
+    """Similar to ``docker service rm``: each service and its tasks go; one that fails is reported."""
+    items = []
+    for ref in request.services:
+        try:
+            data = _service(ctx, ref, request.command)
+            ctx.engine.write(ctx.engine.api.remove_service, str(data["ID"]))
+            items.append(ServiceState(target=ref, name=_name(data), converged=True))
+        except ChatdockError as exc:
+            items.append(ServiceState(target=ref, ok=False, error=exc.message))
+    return ServiceChange(action="rm", items=tuple(items))
+
+
 # --------------------------------------------------------------------------------------------- commands
 
 
@@ -707,6 +750,16 @@ COMMANDS = (
         preview=_preview,
         slow=True,
         examples=("service rollback web",),
+    ),
+    Command(
+        "service rm",
+        _grammar(RM_USAGE, DRY_RUN),
+        "remove services (and their tasks)",
+        build_rm,
+        run_rm,
+        plan=plan_rm,
+        aliases=("service remove",),
+        examples=("service rm web",),
     ),
     Command(
         "node ls",

@@ -42,7 +42,7 @@ SECOND_NS = 1_000_000_000
 POLICY = f"""
 roles:
   viewer: {{commands: [ps, logs, service ls, service ps, service inspect, service logs, node ls]}}
-  admin:  {{include: [viewer], commands: [service scale, service update, service rollback]}}
+  admin:  {{include: [viewer], commands: [service scale, service update, service rollback, service rm]}}
 grants:
   - {{role: admin, users: [UADMIN]}}
   - {{role: viewer, users: ["*"]}}
@@ -257,6 +257,19 @@ def test_denials_change_nothing(pipeline: Pipeline, service: Any, second_client:
     assert viewer.error is not None and viewer.error.rule == "default-deny"
 
     assert _version(second_client, web) == before and _image(second_client, web).endswith(":v1")
+
+
+def test_rm_removes_only_services_in_scope(
+    pipeline: Pipeline, service: Any, second_client: docker.DockerClient
+) -> None:
+    web = service()
+    protected = service(base="prot")
+    refused = pipeline.handle(f"{SECOND} service rm {web} {protected}", ADMIN)  # one out of scope: nothing goes
+    assert refused.error is not None and refused.error.rule == "services.protect"
+    assert {s.name for s in second_client.services.list()} >= {web, protected}
+    removed = _ok(pipeline.handle(f"{SECOND} service rm {web}", ADMIN))
+    assert f"{web}: removed" in render_text.render(removed)
+    assert web not in {s.name for s in second_client.services.list()}
 
 
 def test_update_of_a_service_with_a_host_bind_mount_is_refused(
