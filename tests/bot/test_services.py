@@ -3,15 +3,17 @@ service buttons' codec (a forged click is refused)."""
 
 from __future__ import annotations
 
+import io
 import json
 from typing import Any
 
 import pytest
 
-from bot.models import ContainerFacts
+from bot.models import ContainerFacts, Progress
 from bot.policy import check_engine_calls, check_service_spec, container_in_scope, load_policy_text, service_in_scope
 from bot.render_services import parse_service_button, service_button_value, service_click_text
 from bot.services import assess
+from bot.shell import ProgressDisplay
 
 POLICY = load_policy_text(
     """
@@ -154,3 +156,17 @@ def test_service_buttons_round_trip_and_forgeries_are_refused() -> None:
             parse_service_button(json.dumps(data))
     with pytest.raises(ValueError):  # the action_id must match the value
         service_click_text({"action_id": "chatdock:svc-logs", "value": value})
+
+
+def test_the_shell_shows_a_rollout_as_progress_lines() -> None:
+    stream = io.StringIO()
+    display = ProgressDisplay(stream, every=0)
+    step = Progress(
+        action="service scale", subject="web", layers_done=2, layers_total=3, detail="web: 2/3 tasks running"
+    )
+    display.show(step)
+    display.show(step.model_copy(update={"layers_done": 3, "detail": "web: 3/3 tasks running", "done": True}))
+    assert stream.getvalue().splitlines() == [
+        "service scale web: web: 2/3 tasks running",
+        "service scale web: web: 3/3 tasks running",
+    ]
