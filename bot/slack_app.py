@@ -561,14 +561,29 @@ class _Listeners:
             )
             message = _notice(f"{BUTTON_INVALID} (request {request_id})")
         else:
+            live = self.deliverer.live(actor.channel, interval=self.progress_interval)
+            latest: list[Progress] = []
+
+            def progress(step: Progress) -> None:  # a rollout: one message, edited in place, as for a command
+                latest[:] = [step]
+                live.show(lambda: render_progress(step, shown_text=text, user=actor.user, request_id=request_id))
+
             try:
-                outcome = self.pipeline.handle(text, actor, source="button", request_id=request_id)
+                outcome = self.pipeline.handle(text, actor, source="button", request_id=request_id, progress=progress)
                 message = render_message(outcome, clicked_by=actor.user)
                 if outcome.error is not None:
                     message = dataclasses.replace(message, response_type="ephemeral")
             except Exception:
                 log.exception("request %s: rendering failed", request_id)
                 message = _notice(internal_error(request_id))
+            if live.ts is not None and message.response_type == "in_channel" and message.attachment is None:
+                finished = live.finish(message)  # the progress message becomes the result
+                if finished is not None:
+                    self._record(request_id, actor, finished, received)
+                    return
+            elif live.ts is not None and latest:
+                step = latest[0].model_copy(update={"done": True})
+                live.finish(render_progress(step, shown_text="", user=actor.user, request_id=request_id))
         status = self.deliverer.deliver(message, response_url, actor.channel, user=actor.user, issued_at=received)
         self._record(request_id, actor, status, received)
 

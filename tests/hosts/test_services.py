@@ -383,6 +383,9 @@ def test_from_slack_the_rollout_is_one_message_and_rollback_is_a_button(
     clicked = slack.click(paused, "svc-rollback", channel="CSWARM")
     assert clicked.response.status_code == 200
     rolled = _message_saying(fake_slack, web, "rollback converged", "<@UADMIN>")
+    assert [c for c in fake_slack.calls_to("chat.postMessage") if "service rollback" in all_text(c.args)], (
+        "the rollout shows in a live message"
+    )
     assert "host second" in all_text(rolled)
     assert _image(second_client, web) == f"{PREFIX}svc-web:v1"
 
