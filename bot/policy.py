@@ -195,10 +195,11 @@ class Limits(_Strict):
 
 
 class HostScope(_Strict):
-    """A host's own container and network scope (several hosts); what it leaves out is the policy's."""
+    """A host's own container, network and service scope (several hosts); what it leaves out is the policy's."""
 
     containers: ContainerScope | None = None
     networks: NetworkScope | None = None
+    services: ContainerScope | None = None
 
 
 class Policy(_Strict):
@@ -215,7 +216,8 @@ class Policy(_Strict):
     hosts: dict[str, HostScope] = Field(default_factory=dict)  # per host (CHATDOCK_HOSTS names), replacing the above
 
     def for_host(self, host: str) -> Policy:
-        """The policy as it applies on ``host``: its own ``containers`` / ``networks`` scope where it has one."""
+        """The policy as it applies on ``host``: its own ``containers`` / ``networks`` / ``services`` scope where it
+        has one."""
         scope = self.hosts.get(host)
         if scope is None:
             return self
@@ -224,6 +226,8 @@ class Policy(_Strict):
             update["containers"] = scope.containers
         if scope.networks is not None:
             update["networks"] = scope.networks
+        if scope.services is not None:
+            update["services"] = scope.services
         return self.model_copy(update=update)
 
     @field_validator("ports", mode="before")

@@ -170,3 +170,10 @@ def test_the_shell_shows_a_rollout_as_progress_lines() -> None:
         "service scale web: web: 2/3 tasks running",
         "service scale web: web: 3/3 tasks running",
     ]
+
+
+def test_a_host_may_have_its_own_service_scope() -> None:
+    policy = load_policy_text('services: {names: ["web-*"]}\nhosts: {prod: {services: {names: ["api-*"]}}}')
+    assert service_in_scope(policy, "web-1", {}).allowed
+    assert not service_in_scope(policy.for_host("prod"), "web-1", {}).allowed
+    assert service_in_scope(policy.for_host("prod"), "api-1", {}).allowed

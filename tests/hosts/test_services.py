@@ -28,7 +28,7 @@ from bot.serve import Server, build_server
 from bot.services import ServiceChange
 from handlers import build_registry
 from tests.conftest import PREFIX
-from tests.e2e.conftest import SlackDriver, all_text, e2e_settings
+from tests.e2e.conftest import SlackDriver, all_text, e2e_settings, find_button
 from tests.hosts.conftest import hosts_yaml
 from tests.support.fake_slack import FakeSlack
 from tests.support.image import TEST_IMAGE
@@ -393,4 +393,8 @@ def test_from_slack_the_rollout_is_one_message_and_rollback_is_a_button(
     before = _version(second_client, web)
     slack.click(rolled, "svc-scale", user="UVIEW", channel="CSWARM")
     _message_saying(fake_slack, "service scale", "UVIEW")
+    # a forged value (more replicas than any button offers) is refused before the pipeline
+    service_id = json.loads(find_button(rolled, "svc-scale")[1]["value"])["v"]
+    forged = slack.reply(slack.click(rolled, "svc-scale", value=json.dumps({"a": "scale", "v": service_id, "n": -3})))
+    assert "This button is not valid" in all_text(forged)
     assert _version(second_client, web) == before
