@@ -41,7 +41,7 @@ SECOND_NS = 1_000_000_000
 
 POLICY = f"""
 roles:
-  viewer: {{commands: [ps, logs, service ls, service ps, service inspect, service logs, node ls]}}
+  viewer: {{commands: [ps, logs, stats, service ls, service ps, service inspect, service logs, node ls]}}
   admin:  {{include: [viewer], commands: [service scale, service update, service rollback, service rm]}}
 grants:
   - {{role: admin, users: [UADMIN]}}
@@ -197,6 +197,8 @@ def test_ls_ps_inspect_logs_and_node_ls(pipeline: Pipeline, service: Any, second
     # a task's containers are in scope because their service is: docker ps and logs on the swarm host
     containers = render_text.render(_ok(pipeline.handle(f"{SECOND} ps", ADMIN)))
     assert f"{web}.1." in containers and hidden not in containers
+    stats = render_text.render(_ok(pipeline.handle(f"{SECOND} stats", ADMIN)))
+    assert f"{web}.1." in stats and hidden not in stats
     task_container = next(c.name for c in second_client.containers.list() if c.name.startswith(f"{web}.1."))
     _ok(pipeline.handle(f"{SECOND} logs {task_container}", ADMIN))
     hidden_container = next(c.name for c in second_client.containers.list() if c.name.startswith(f"{hidden}.1."))
