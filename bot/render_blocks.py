@@ -65,8 +65,8 @@ from bot.models import (
 )
 from bot.pipeline import ErrorInfo, Outcome
 from bot.redact import redact_text
-from bot.render_services import service_change_blocks
-from bot.services import ServiceChange
+from bot.render_services import service_card_blocks, service_change_blocks
+from bot.services import ServiceChange, ServiceInspection
 
 log = logging.getLogger(__name__)
 
@@ -688,6 +688,8 @@ def _inspection(msg: _Message, result: Inspection, filename: str) -> str:
     msg.header(result.title)
     if result.container is not None:
         _add_card(msg, result.container)
+    if isinstance(result, ServiceInspection):  # swarm services: the service's card (bot/render_services.py)
+        msg.add(*service_card_blocks(result, msg.block_id))
     pairs = list(result.summary)
     capacity = MAX_FIELDS * FIELD_SECTIONS
     if pairs:

@@ -24,7 +24,7 @@ from slack_sdk.models.blocks import (
 )
 
 from bot.hosts import HOST_NAME
-from bot.services import ServiceChange, ServiceState
+from bot.services import ServiceChange, ServiceInspection, ServiceState
 
 SERVICE_ACTION_PREFIX = "chatdock:svc-"  # under the app's ``chatdock:`` action prefix
 SERVICE_ACTIONS = frozenset({"scale", "logs", "rollback"})
@@ -196,3 +196,25 @@ def service_change_blocks(result: ServiceChange, block_id: Any) -> tuple[list[di
         if buttons:
             blocks.append(ActionsBlock(block_id=block_id(f"svc-{item.id[:12]}"), elements=buttons).to_dict())
     return blocks, "; ".join(fallbacks)
+
+
+def service_card_blocks(result: ServiceInspection, block_id: Any) -> list[dict[str, Any]]:
+    """The card on ``service inspect``: where the service stands, and its buttons."""
+    item = result.service
+    if item is None:
+        return []
+    wanted = "global" if item.desired is None else str(item.desired)
+    fields = [f"*Tasks running*\n{item.running}/{wanted}", f"*Update*\n{_esc(item.update_state or '—', 100)}"]
+    if item.task_error:
+        fields.append(f"*Failing task*\n{_esc(item.task_error, 400)}")
+    blocks = [
+        SectionBlock(
+            block_id=block_id("service"),
+            text=MarkdownTextObject(text=f"*{_esc(item.name, 200)}* `{item.id[:12]}`"),
+            fields=[MarkdownTextObject(text=f) for f in fields],
+        ).to_dict()
+    ]
+    buttons = service_buttons(item, result.host)
+    if buttons:
+        blocks.append(ActionsBlock(block_id=block_id(f"svc-{item.id[:12]}"), elements=buttons).to_dict())
+    return blocks

@@ -28,7 +28,7 @@ from bot.models import (
 )
 from bot.pipeline import Outcome
 from bot.render_services import service_change_text
-from bot.services import ServiceChange
+from bot.services import ServiceChange, ServiceInspection
 
 
 def render(outcome: Outcome) -> str:
@@ -260,4 +260,5 @@ _RENDERERS: dict[type[Result], Callable[[Any], str]] = {
     ImageList: _image_list,
     ImageRemoval: _image_removal,
     ServiceChange: service_change_text,  # swarm services (bot/render_services.py)
+    ServiceInspection: _inspection,
 }

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from bot.models import Frozen, Result
+from bot.models import Frozen, Inspection, Result
 
 SETTLED = frozenset({"completed", "rollback_completed"})
 PAUSED = frozenset({"paused", "rollback_paused"})
@@ -65,6 +65,13 @@ class ServiceChange(Result):
         if self.action == "rm":
             return "; ".join(f"{item.name or item.target}: {item.error or 'removed'}" for item in self.items)
         return "; ".join(f"{item.name or item.target}: {item.error or _verdict(item)}" for item in self.items)
+
+
+class ServiceInspection(Inspection):
+    """``service inspect``: the summary and document, and the service's card (its buttons) in Slack."""
+
+    service: ServiceState | None = None
+    host: str = ""
 
 
 def _verdict(item: ServiceState) -> str:

@@ -27,10 +27,10 @@ from bot.commands import Command, Context, EngineCall
 from bot.engine import check_ref
 from bot.errors import ChatdockError, Conflict, Denied, NotFound, UsageError
 from bot.flags import Flag, Grammar, Kind, Parsed
-from bot.models import Inspection, Progress, Request, TextOutput
+from bot.models import Progress, Request, TextOutput
 from bot.policy import OWNER_LABEL, check_service_spec, image_allowed, parse_image, service_in_scope
 from bot.redact import redact_document, redact_env
-from bot.services import ServiceChange, ServiceState, assess, desired_replicas, short_image
+from bot.services import ServiceChange, ServiceInspection, ServiceState, assess, desired_replicas, short_image
 from handlers.common import env_assignments, one_target, split_targets
 
 WATCH_TIMEOUT = 180.0  # the longest one request follows a rollout before it reports where it stands
@@ -393,7 +393,7 @@ def build_logs(parsed: Parsed) -> ServiceLogsRequest:
     )
 
 
-def run_inspect(ctx: Context, request: ServiceInspectRequest) -> Inspection:
+def run_inspect(ctx: Context, request: ServiceInspectRequest) -> ServiceInspection:
     """Similar to ``docker service inspect``: a summary people read and the whole document, secrets masked."""
     data = _service(ctx, request.service, request.command)
     spec = data.get("Spec") or {}
@@ -415,10 +415,12 @@ def run_inspect(ctx: Context, request: ServiceInspectRequest) -> Inspection:
         ("Mounts", "\n".join(mounts) or "none"),
         ("Created by", labels.get(OWNER_LABEL, "") or "not chatdock"),
     )
-    return Inspection(
+    return ServiceInspection(
         title=f"service inspect {_name(data)}",
         summary=summary,
         document=redact_document(data, ctx.policy.redact),
+        service=state,
+        host=ctx.host if ctx.hosts and ctx.hosts.configured else "",
     )
 
 

@@ -182,6 +182,13 @@ def test_ls_ps_inspect_logs_and_node_ls(pipeline: Pipeline, service: Any, second
     inspected = _ok(pipeline.handle(f"{SECOND} service inspect {web}", ADMIN))
     shown = render_text.render(inspected) + json.dumps(inspected.result.model_dump(mode="json"))  # type: ignore[union-attr]
     assert "s3cret-value" not in shown and "MODE=demo" in shown
+    card = render_message(inspected)
+    assert card.attachment is not None and "s3cret-value" not in card.attachment.content  # the whole document
+    actions = {
+        e["action_id"]: json.loads(e["value"]) for b in card.blocks if b["type"] == "actions" for e in b["elements"]
+    }
+    assert actions["chatdock:svc-logs"]["h"] == "second" and "chatdock:svc-scale" in actions
+    assert "chatdock:svc-rollback" not in actions
 
     deadline = time.monotonic() + 20
     while True:  # the tasks print their line as they start
