@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import datetime
+import logging
 import re
 import time
 from typing import Any
@@ -33,6 +34,7 @@ from bot.redact import redact_document, redact_env
 from bot.services import ServiceChange, ServiceInspection, ServiceState, assess, desired_replicas, short_image
 from handlers.common import env_assignments, one_target, split_targets
 
+log = logging.getLogger(__name__)
 WATCH_TIMEOUT = 180.0  # the longest one request follows a rollout before it reports where it stands
 POLL = 1.0
 LOG_LINES_DEFAULT = 1000
@@ -48,8 +50,13 @@ def _inspect(ctx: Context, ref: str) -> dict[str, Any]:
         data: dict[str, Any] = ctx.engine.read(ctx.engine.api.inspect_service, ref)
     except NotFound:
         raise NotFound(f"No such service: {ref}") from None
-    ctx.secrets.add_env(((data.get("Spec") or {}).get("TaskTemplate") or {}).get("ContainerSpec", {}).get("Env"))
+    ctx.secrets.add_env(_container_spec(data).get("Env"))
     return data
+
+
+def _container_spec(data: dict[str, Any]) -> dict[str, Any]:
+    spec: dict[str, Any] = ((data.get("Spec") or {}).get("TaskTemplate") or {}).get("ContainerSpec") or {}
+    return spec
 
 
 def _name(data: dict[str, Any]) -> str:
@@ -144,12 +151,20 @@ def _watch(ctx: Context, action: str, calls: list[tuple[str, EngineCall]]) -> Se
         watching = [s for s in (states[t] for t, _ in sent) if s.ok and not s.converged and not s.paused]
         if not watching or elapsed >= WATCH_TIMEOUT:
             break
-        ctx.progress(_progress(action, [states[t] for t, _ in sent], elapsed))
+        _report(ctx, _progress(action, [states[t] for t, _ in sent], elapsed))
         time.sleep(POLL)
     items = tuple(_final(states[target]) for target, _ in calls)
     if sent:
-        ctx.progress(_progress(action, [states[t] for t, _ in sent], time.monotonic() - started, done=True))
+        _report(ctx, _progress(action, [states[t] for t, _ in sent], time.monotonic() - started, done=True))
     return ServiceChange(action=action, items=items, host=ctx.host if ctx.hosts and ctx.hosts.configured else "")
+
+
+def _report(ctx: Context, step: Progress) -> None:
+    """A front door's trouble showing progress never stops following the rollout."""
+    try:
+        ctx.progress(step)
+    except Exception:
+        log.exception("progress report failed")
 
 
 def _final(state: ServiceState) -> ServiceState:
@@ -264,7 +279,7 @@ def run_ls(ctx: Context, request: ServiceLsRequest) -> TextOutput:
             _name(s),
             "global" if desired_replicas(s) is None else "replicated",
             _replicas_column(s),
-            short_image(str(((s.get("Spec") or {}).get("TaskTemplate") or {}).get("ContainerSpec", {}).get("Image"))),
+            short_image(str(_container_spec(s).get("Image", ""))),
             _ports(s),
         ]
         for s in shown
@@ -435,7 +450,7 @@ def run_logs(ctx: Context, request: ServiceLogsRequest) -> TextOutput:
         tail=request.tail,
         since=request.since or 0,
         timestamps=request.timestamps,
-        is_tty=bool(((data.get("Spec") or {}).get("TaskTemplate") or {}).get("ContainerSpec", {}).get("TTY")),
+        is_tty=bool(_container_spec(data).get("TTY")),
     )
     if not isinstance(raw, bytes | str):
         raw = b"".join(raw)
@@ -613,7 +628,7 @@ def _rollback_calls(ctx: Context, request: ServiceRollbackRequest) -> list[tuple
         raise Conflict(f"service {_name(data)} has no previous spec to roll back to")
     previous = copy.deepcopy(previous)
     image = str(((previous.get("TaskTemplate") or {}).get("ContainerSpec") or {}).get("Image", ""))
-    current = str((((data.get("Spec") or {}).get("TaskTemplate") or {}).get("ContainerSpec") or {}).get("Image", ""))
+    current = str(_container_spec(data).get("Image", ""))
     if image and short_image(image) != short_image(current):
         _check_image(ctx, short_image(image))
     return [(request.service, _update_call(data, _checked(ctx, previous), rollback=True))]
