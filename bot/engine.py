@@ -241,6 +241,25 @@ class Engine:
         response = method(api._url(path, container_id), params=params, timeout=read_timeout)
         api._raise_for_status(response)
 
+    def update_service(
+        self, service_id: str, *, version: int, spec: dict[str, Any], rollback: bool = False
+    ) -> dict[str, Any]:
+        """``POST /services/{id}/update?version=N`` with the whole spec, as ``docker service update`` sends it;
+        ``rollback``: ``&rollback=previous`` (``docker service rollback``; docker-py has no call for it), where
+        the engine applies the service's PreviousSpec. Never retried: the version makes a repeat fail anyway."""
+        check_ref(service_id, "service")
+        params: dict[str, Any] = {"version": version}
+        if rollback:
+            params["rollback"] = "previous"
+
+        def post() -> dict[str, Any]:
+            api = self.api
+            response = api._post_json(api._url("/services/{0}/update", service_id), data=spec, params=params)
+            result: dict[str, Any] = api._result(response, json=True)  # docker-py's own plumbing
+            return result
+
+        return self.write(post)
+
     def ping(self) -> bool:
         def ping() -> bool:  # reaching ``api`` may itself fail: keep it inside ``read``
             return bool(self.api.ping())

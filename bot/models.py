@@ -115,6 +115,7 @@ class Progress(Frozen):
     bytes_total: int = 0
     elapsed: float = 0.0
     done: bool = False
+    detail: str = ""  # a rollout's line (tasks running/desired, update state, a task's error); no bytes or layers
 
     @property
     def rate(self) -> float:

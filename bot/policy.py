@@ -10,6 +10,8 @@ Extensions to the documented file format (all optional):
 - ``ports`` may hold ``"random"``: publishing to a host port the engine picks (``-p 80``).
 - ``networks: {names: [globs], protect: [globs]}``: networks commands may touch besides chatdock's own.
 - ``redact: [words]``: extra environment-name words whose values are masked in output.
+- ``services: {labels, names, protect}``: swarm services commands may touch besides chatdock's own (as
+  ``containers``); a task's container is in scope when its service is. ``limits.replicas``: the most replicas.
 - ``teams`` on a grant: Slack workspaces (``T...``) besides the installing one whose people it admits.
 
 Lists never widen the policy. An empty list matches nothing (``users: []`` is nobody, ``channels: []`` no
@@ -154,6 +156,14 @@ class NetworkScope(_Strict):
 class Limits(_Strict):
     memory: str | None = None
     cpus: float | None = None
+    replicas: int | None = None  # the most replicas a swarm service may be scaled or updated to
+
+    @field_validator("replicas")
+    @classmethod
+    def _replicas(cls, value: int | None) -> int | None:
+        if value is not None and value < 0:
+            raise ValueError("replicas must be 0 or more (leave it out for no limit)")
+        return value
 
     @field_validator("memory", mode="before")
     @classmethod
@@ -185,10 +195,11 @@ class Limits(_Strict):
 
 
 class HostScope(_Strict):
-    """A host's own container and network scope (several hosts); what it leaves out is the policy's."""
+    """A host's own container, network and service scope (several hosts); what it leaves out is the policy's."""
 
     containers: ContainerScope | None = None
     networks: NetworkScope | None = None
+    services: ContainerScope | None = None
 
 
 class Policy(_Strict):
@@ -197,6 +208,7 @@ class Policy(_Strict):
     images: tuple[str, ...] = ()
     containers: ContainerScope = Field(default_factory=ContainerScope)
     networks: NetworkScope = Field(default_factory=NetworkScope)
+    services: ContainerScope = Field(default_factory=ContainerScope)  # swarm services, as containers: labels, names
     ports: tuple[str, ...] = ()
     limits: Limits = Field(default_factory=Limits)
     redact: tuple[str, ...] = ()
@@ -204,7 +216,8 @@ class Policy(_Strict):
     hosts: dict[str, HostScope] = Field(default_factory=dict)  # per host (CHATDOCK_HOSTS names), replacing the above
 
     def for_host(self, host: str) -> Policy:
-        """The policy as it applies on ``host``: its own ``containers`` / ``networks`` scope where it has one."""
+        """The policy as it applies on ``host``: its own ``containers`` / ``networks`` / ``services`` scope where it
+        has one."""
         scope = self.hosts.get(host)
         if scope is None:
             return self
@@ -213,6 +226,8 @@ class Policy(_Strict):
             update["containers"] = scope.containers
         if scope.networks is not None:
             update["networks"] = scope.networks
+        if scope.services is not None:
+            update["services"] = scope.services
         return self.model_copy(update=update)
 
     @field_validator("ports", mode="before")
@@ -450,6 +465,7 @@ grants:
 images: ["@local"]
 containers: {names: ["*"]}
 networks: {names: ["*"]}
+services: {names: ["*"]}
 ports: ["1-65535", "random"]
 """
 
@@ -529,6 +545,11 @@ def container_in_scope(policy: Policy, container: ContainerFacts) -> Decision:
     named = _glob_any(container.name, policy.containers.names)
     if named:
         return allow("containers.names", f"{container.name} matches '{named}'")
+    service = container.labels.get(SERVICE_NAME_LABEL)
+    if service:  # a swarm task's container is in scope when its service is
+        task_of = service_in_scope(policy, service, container.labels)
+        if task_of.allowed:
+            return allow(task_of.rule, f"{container.name} is a task of service {service} ({task_of.reason})")
     return deny("containers.scope", f"{container.name} was not started by chatdock and the policy does not list it")
 
 
@@ -847,4 +868,61 @@ def check_engine_calls(policy: Policy, calls: Iterable[EngineCallView]) -> Decis
             refused = check_network_body(body or {})
             if refused is not None:
                 return refused
+        elif method == "POST" and _SERVICE_WRITE.fullmatch(path):
+            refused = check_service_spec(policy, body or {})
+            if refused is not None:
+                return refused
+    return None
+
+
+# ------------------------------------------------------------------------------------------ swarm services
+
+SERVICE_NAME_LABEL = "com.docker.swarm.service.name"  # the engine sets it on every task's container
+_SERVICE_WRITE = re.compile(r"/services/create|/services/[A-Za-z0-9_.-]+/update")
+
+
+def service_in_scope(policy: Policy, name: str, labels: Mapping[str, str]) -> Decision:
+    """May commands touch this swarm service? As containers: never a protected one; chatdock's own, the ones
+    carrying every label of ``services.labels``, or named by ``services.names``."""
+    protected = _glob_any(name, policy.services.protect)
+    if protected:
+        return deny("services.protect", f"service {name} is protected (matches '{protected}')")
+    if labels.get(MANAGED_LABEL) == "true":
+        return allow("services.managed", f"service {name} was created by chatdock")
+    wanted = policy.services.labels
+    if wanted and all(labels.get(k) == v for k, v in wanted.items()):
+        return allow("services.labels", f"service {name} carries the labels {wanted}")
+    named = _glob_any(name, policy.services.names)
+    if named:
+        return allow("services.names", f"service {name} matches '{named}'")
+    return deny("services.scope", f"service {name} is not listed by the policy")
+
+
+def check_service_spec(
+    policy: Policy, spec: Mapping[str, Any], *, host_networks: Iterable[str] = ("host",)
+) -> Decision | None:
+    """The hard refusals, read from a service spec (``POST /services/create``, ``/services/{id}/update``) wherever
+    they stand in its TaskTemplate, and the most replicas ``limits`` allows. ``host_networks``: the names and
+    IDs of the engine's host network (a spec read back from the engine names networks by ID)."""
+    task = spec.get("TaskTemplate") or {}
+    container = task.get("ContainerSpec") or {}
+    if any(_mounts_host(mount or {}) for mount in container.get("Mounts") or []):
+        return deny("never:host-mounts", "host bind mounts (the Docker socket among them) are never allowed")
+    if container.get("CapabilityAdd"):
+        return deny("never:cap-add", "adding capabilities is never allowed")
+    privileges = container.get("Privileges") or {}
+    if ((privileges.get("SELinuxContext") or {}).get("Disable")
+            or (privileges.get("Seccomp") or {}).get("Mode") == "unconfined"
+            or (privileges.get("AppArmor") or {}).get("Mode") == "disabled"):  # fmt: skip
+        return deny("never:security-opt", "disabling the container's confinement is never allowed")
+    if container.get("Sysctls") or (task.get("Runtime") not in (None, "", "container")):
+        return deny("never:host-tuning", "sysctls and other runtimes are never allowed")
+    hosts = set(host_networks)
+    for network in [*(task.get("Networks") or []), *(spec.get("Networks") or [])]:
+        if str((network or {}).get("Target", "")) in hosts:
+            return deny("never:network-host", "services may not join the host's network")
+    replicas = ((spec.get("Mode") or {}).get("Replicated") or {}).get("Replicas")
+    cap = policy.limits.replicas
+    if cap is not None and replicas is not None and int(replicas) > cap:
+        return deny("limits.replicas", f"{replicas} replicas is more than the policy's limit of {cap}")
     return None

@@ -65,6 +65,8 @@ from bot.models import (
 )
 from bot.pipeline import ErrorInfo, Outcome
 from bot.redact import redact_text
+from bot.render_services import service_card_blocks, service_change_blocks
+from bot.services import ServiceChange, ServiceInspection
 
 log = logging.getLogger(__name__)
 
@@ -686,6 +688,8 @@ def _inspection(msg: _Message, result: Inspection, filename: str) -> str:
     msg.header(result.title)
     if result.container is not None:
         _add_card(msg, result.container)
+    if isinstance(result, ServiceInspection):  # swarm services: the service's card (bot/render_services.py)
+        msg.add(*service_card_blocks(result, msg.block_id))
     pairs = list(result.summary)
     capacity = MAX_FIELDS * FIELD_SECTIONS
     if pairs:
@@ -917,6 +921,13 @@ def _body(msg: _Message, result: Result, filename: str) -> str:
     return _RENDERERS.get(type(result), _other)(msg, result)
 
 
+def _service_change(msg: _Message, result: ServiceChange) -> str:
+    """Swarm services (#16): the service cards, drawn by :mod:`bot.render_services`."""
+    blocks, fallback = service_change_blocks(result, msg.block_id)
+    msg.add(*blocks)
+    return fallback
+
+
 _RENDERERS: dict[type[Result], Callable[[_Message, Any], str]] = {
     ContainerList: _container_list,
     ContainerAction: _container_action,
@@ -932,6 +943,7 @@ _RENDERERS: dict[type[Result], Callable[[_Message, Any], str]] = {
     PullOutcome: _pull,
     ImageList: _image_list,
     ImageRemoval: _image_removal,
+    ServiceChange: _service_change,  # swarm services (bot/render_services.py)
 }
 
 
@@ -1041,6 +1053,17 @@ def render_ack(outcome_text: str, user: str, request_id: str, *, host: str | Non
 def render_progress(progress: Progress, *, shown_text: str, user: str, request_id: str) -> SlackMessage:
     """The message a long request (a pull) edits in place while it runs: a bar, layers, bytes, rate, time."""
     subject = _inline_code(progress.subject, 300)
+    if progress.detail:  # a service rollout: tasks running / desired, the update state, a failing task's error
+        line = _esc(progress.detail, 2000)
+        msg = _Message()
+        head = f"⏳ {_esc(progress.action, 100)} {subject}"
+        msg.section(f"{head}\n`{wording.progress_bar(progress.fraction)}`\n{line}", stem="progress")
+        parts = [wording.requested_by(mention(user))]
+        if shown_text:
+            parts.append(_inline_code(_docker(shown_text), SHOWN_TEXT_CLIP))
+        parts.append(wording.request_line(_esc(request_id, 40)))
+        msg.context(" · ".join(parts))
+        return _finish(msg, f"{progress.action} {progress.subject}: {progress.detail}", "in_channel", None)
     headline = wording.pulling(subject)
     line = wording.progress_line(
         layers_done=progress.layers_done,

@@ -27,6 +27,8 @@ from bot.models import (
     TextOutput,
 )
 from bot.pipeline import Outcome
+from bot.render_services import service_change_text
+from bot.services import ServiceChange, ServiceInspection
 
 
 def render(outcome: Outcome) -> str:
@@ -172,6 +174,8 @@ def _dry_run(result: Any) -> str:
 
 def progress_text(progress: Progress) -> str:
     """One plain line of a pull's progress (the shell's piped output; the bar's text on a terminal)."""
+    if progress.detail:  # a service rollout
+        return f"{progress.action} {progress.subject}: {progress.detail}"
     return f"{progress.subject}: " + wording.progress_line(
         layers_done=progress.layers_done,
         layers_total=progress.layers_total,
@@ -255,4 +259,6 @@ _RENDERERS: dict[type[Result], Callable[[Any], str]] = {
     PullOutcome: _pull,
     ImageList: _image_list,
     ImageRemoval: _image_removal,
+    ServiceChange: service_change_text,  # swarm services (bot/render_services.py)
+    ServiceInspection: _inspection,
 }

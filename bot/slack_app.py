@@ -59,6 +59,7 @@ from bot.render_blocks import (
     render_message,
     render_progress,
 )
+from bot.render_services import is_service_action, service_click_text
 from bot.respond import Deliverer, api_error
 
 log = logging.getLogger(__name__)
@@ -478,6 +479,11 @@ class _Listeners:
         message_ts: str | None,
         received: float,
     ) -> None:
+        if is_service_action(action):  # swarm services (bot/render_services.py): scale, logs, rollback
+            self._run_service_click(
+                request_id=request_id, action=action, actor=actor, response_url=response_url, received=received
+            )
+            return
         try:
             verb, container_id, state, host = parse_button(str(action.get("value", "")))
             if str(action.get("action_id", "")) != ACTION_ID_PREFIX + verb or verb not in BUTTON_VERBS:
@@ -534,6 +540,51 @@ class _Listeners:
             message_ts=message_ts,
             issued_at=received,
         )
+        self._record(request_id, actor, status, received)
+
+    def _run_service_click(
+        self, *, request_id: str, action: Mapping[str, Any], actor: Actor, response_url: str | None, received: float
+    ) -> None:
+        """A service card's button (swarm services): the command it stands for, run as the clicker's request; the
+        result is a new reply in the channel (the card stays as it was), a refusal only for the clicker."""
+        try:
+            text = service_click_text(action)
+        except (ValueError, TypeError) as exc:
+            log.warning("refused a service button click from %s: %s", actor.user, exc)
+            self.pipeline.refuse(
+                f"button {str(action.get('action_id', ''))[:80]} {str(action.get('value', ''))[:200]}",
+                actor,
+                source="button",
+                rule="button-value",
+                message=f"{BUTTON_INVALID} ({exc})",
+                request_id=request_id,
+            )
+            message = _notice(f"{BUTTON_INVALID} (request {request_id})")
+        else:
+            live = self.deliverer.live(actor.channel, interval=self.progress_interval)
+            latest: list[Progress] = []
+
+            def progress(step: Progress) -> None:  # a rollout: one message, edited in place, as for a command
+                latest[:] = [step]
+                live.show(lambda: render_progress(step, shown_text=text, user=actor.user, request_id=request_id))
+
+            try:
+                outcome = self.pipeline.handle(text, actor, source="button", request_id=request_id, progress=progress)
+                message = render_message(outcome, clicked_by=actor.user)
+                if outcome.error is not None:
+                    message = dataclasses.replace(message, response_type="ephemeral")
+            except Exception:
+                log.exception("request %s: rendering failed", request_id)
+                message = _notice(internal_error(request_id))
+            if live.ts is not None and message.response_type == "in_channel" and message.attachment is None:
+                finished = live.finish(message)  # the progress message becomes the result
+                if finished is not None:
+                    self._record(request_id, actor, finished, received)
+                    return
+            elif live.ts is not None and latest:
+                step = latest[0].model_copy(update={"done": True})
+                live.finish(render_progress(step, shown_text="", user=actor.user, request_id=request_id))
+        status = self.deliverer.deliver(message, response_url, actor.channel, user=actor.user, issued_at=received)
         self._record(request_id, actor, status, received)
 
     # -- helpers ---------------------------------------------------------------------------------------
@@ -604,6 +655,11 @@ class _Listeners:
 
 def _button_text(action: Mapping[str, Any]) -> str:
     """The command a click stands for (``stop <container ID>``), as noted with its owed reply; checked later."""
+    if is_service_action(action):  # swarm services
+        try:
+            return service_click_text(action)
+        except (ValueError, TypeError):
+            return "(a button that is not valid)"
     try:
         verb, container_id, _state, host = parse_button(str(action.get("value", "")))
     except ValueError:

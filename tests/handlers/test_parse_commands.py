@@ -975,6 +975,8 @@ def test_every_command_is_reachable(pipeline: Pipeline) -> None:
             "stats", "exec a ls", "/net ls", "/net create x1", "/net connect n c", "/net disconnect n c",
             "/net inspect n", "/net rm n", "help", "history", "pull nginx", "images", "rmi a", "image prune",
             "image inspect a", "context ls", "context inspect x",
+            "service ls", "service ps s", "service inspect s", "service logs s", "service scale s=2",
+            "service update --force s", "service rollback s", "service rm s", "node ls",
         )
     }  # fmt: skip
     assert reached == set(pipeline.registry.names())
