@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.commands import Command, Registry
-from handlers import containers, contexts, history, images, inspect, meta, networks, run
+from handlers import approvals, containers, contexts, history, images, inspect, meta, networks, run
 
 
 def all_commands() -> tuple[Command, ...]:
@@ -16,6 +16,7 @@ def all_commands() -> tuple[Command, ...]:
         *history.COMMANDS,
         *contexts.COMMANDS,
         *meta.COMMANDS,
+        *approvals.COMMANDS,
     )
 
 
