@@ -266,7 +266,10 @@ class ApprovalDesk:
             return
         verdict: Verdict | None
         if verb == "approve":
-            verdict = approvals.approve(self.pipeline, approval_id, actor)
+            groups = self.listeners.groups
+            verdict = approvals.approve(
+                self.pipeline, approval_id, actor, groups_of=groups.groups_of if groups is not None else None
+            )
         elif verb == "cancel":
             verdict = approvals.cancel(self.pipeline, approval_id, actor)
         elif verb == "deny":

@@ -582,7 +582,16 @@ class Approvals:
             return f"the policy does not let you run `{held.command}` yourself now ({decision.reason})"
         return ""
 
-    def approve(self, pipeline: Pipeline, approval_id: str, voter: Actor) -> Verdict:
+    def approve(
+        self,
+        pipeline: Pipeline,
+        approval_id: str,
+        voter: Actor,
+        *,
+        groups_of: Callable[[str], tuple[str, ...]] | None = None,
+    ) -> Verdict:
+        """Count ``voter``'s approval; the last one needed runs the request (``groups_of``: the requester's user
+        groups now, so their grant is checked as it stands, not as it stood)."""
         held = self.store.get(approval_id)
         ended = self._ended(held, approval_id)
         if ended is not None or held is None:
@@ -601,7 +610,10 @@ class Approvals:
             state = current.state if current is not None else "gone"
             note = "it is already running or done" if state in (RUNNING, "done", "failed", "refused") else state
             return Verdict(ok=True, message=f"Your approval is counted; {note}.", held=current)
-        outcome = self.run(pipeline, held, voter)
+        requester = held.actor
+        if groups_of is not None:
+            requester = requester.model_copy(update={"groups": groups_of(requester.user)})
+        outcome = self.run(pipeline, held.model_copy(update={"actor": requester}))
         state = (
             "done" if outcome.ok else ("refused" if outcome.error and outcome.error.kind == "conflict" else "failed")
         )
@@ -611,11 +623,14 @@ class Approvals:
             else (outcome.result.log_line() if outcome.result else "")
         )
         self.store.finish(held.id, state=state, result=summary)
+        voters = ", ".join(v.user for v in (self.store.get(held.id) or held).approved_by)
+        ran = f"ran {held.id} for {held.actor.user}, approved by {voters}: {state} ({summary})"
+        self._audit(pipeline, voter, held, "run", ok=outcome.ok, message=ran)
         told = {"done": "Approved: it ran.", "refused": f"Approved, but not run: {summary}"}
         message = told.get(state, f"Approved; it ran and failed: {summary}")
         return Verdict(ok=True, message=message, held=self.store.get(held.id), changed=True, outcome=outcome)
 
-    def run(self, pipeline: Pipeline, held: Held, voter: Actor) -> Outcome:
+    def run(self, pipeline: Pipeline, held: Held) -> Outcome:
         """Run the stored request once, for the requester (their grant checked again), if nothing changed."""
         from bot.pipeline import Parsed
 
@@ -687,7 +702,7 @@ class Approvals:
             command=f"approval {action}",
             decision=decision,
             result=TextOutput(title=message, text="") if ok else None,
-            error=None if ok else ErrorInfo(kind="denied", message=message, rule=decision.rule),
+            error=None if ok else ErrorInfo(kind="error" if action == "run" else "denied", message=message),
             host=held.host_shown,
             source="approval",
         )

@@ -256,6 +256,9 @@ def test_request_waits_the_requester_and_outsiders_do_not_count_another_admin_ru
         ("approval approve", "UEVE", "denied"),
         ("approval approve", "UBOB", "ok"),
     }
+    ran = [r for r in events if r["command"] == "approval run"]
+    assert len(ran) == 1 and "for UALICE, approved by UBOB: done" in ran[0]["message"]
+    assert ran[0]["request"]["reason"] == "disk full"
 
 
 def test_a_reason_is_required_when_the_rule_says_so(
