@@ -284,12 +284,12 @@ class ApprovalDesk:
         approvals = self.pipeline.approvals
         assert approvals is not None
         held = approvals.store.get(approval_id)
-        ended = approvals._ended(held, approval_id)
+        ended = approvals.closed(held, approval_id)
         if ended is not None or held is None:
             return ended
         why = approvals.may_vote(self.pipeline, held, actor)
         if why:
-            approvals._audit(self.pipeline, actor, held, "deny", ok=False, message=f"denial refused: {why}")
+            approvals.audit(self.pipeline, actor, held, "deny", ok=False, message=f"denial refused: {why}")
             return Verdict(ok=False, message=f"You cannot deny it: {why}.", held=held)
         try:
             self.client.views_open(trigger_id=trigger_id, view=deny_view(held, actor.channel))

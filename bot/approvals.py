@@ -412,6 +412,7 @@ def facts_of(ctx: Context, request: Request) -> dict[str, Any]:
         "containers": {ref: {"id": c.id, "status": c.status, "name": c.name} for ref, c in ctx.containers.items()},
         "networks": {ref: n.id for ref, n in ctx.networks.items()},
         "images": {ref: i.id for ref, i in ctx.images.items()},
+        "missing": sorted({*ctx.missing, *ctx.missing_images}),  # `rm -f` of none: must still be none
     }
     if request.command == "run":
         facts["run_image"] = _image_id(ctx, str(getattr(request, "image", "")))
@@ -432,6 +433,28 @@ class ApprovedRun(BaseModel):
     parsed: Any  # bot.pipeline.Parsed
     facts: dict[str, Any]
     approval_id: str
+    engine_request: list[dict[str, Any]] = Field(default_factory=list)
+
+    def check_plan(self, engine_request: list[dict[str, Any]] | None) -> None:
+        """Refuse when the Engine requests it would send now are not the ones shown to the approvers (``image
+        prune`` finding other images, a target resolved differently)."""
+        now = list(engine_request or [])
+        if now == self.engine_request:
+            return
+        added = [f"{c.get('method')} {c.get('path')}" for c in now if c not in self.engine_request]
+        gone = [f"{c.get('method')} {c.get('path')}" for c in self.engine_request if c not in now]
+        detail = "; ".join(
+            part
+            for part in (
+                f"now also {', '.join(added[:3])}" if added else "",
+                f"no longer {', '.join(gone[:3])}" if gone else "",
+            )
+            if part
+        )
+        raise Conflict(
+            f"approval {self.approval_id}: the Engine requests it would send changed since it was approved"
+            f" ({detail or 'other bodies'}); nothing was done"
+        )
 
     def check(self, ctx: Context, request: Request) -> None:
         """Refuse (Conflict) saying what changed since the request was approved."""
@@ -452,6 +475,9 @@ class ApprovedRun(BaseModel):
             image = ctx.images.get(ref)
             if image is None or image.id != was_id:
                 changes.append(f"image {ref} is not the one approved (it was {str(was_id)[:19]})")
+        for ref in self.facts.get("missing") or ():
+            if ref in ctx.containers or ref in ctx.images:
+                changes.append(f"{ref} did not exist when it was approved and exists now")
         if "run_image" in self.facts:
             run_image = str(getattr(request, "image", ""))
             now_id = _image_id(ctx, run_image)
@@ -554,7 +580,7 @@ class Approvals:
         )
 
     # -- clicks ----------------------------------------------------------------------------------------
-    def _ended(self, held: Held | None, approval_id: str) -> Verdict | None:
+    def closed(self, held: Held | None, approval_id: str) -> Verdict | None:
         """A click on a request that cannot take one any more: only say so."""
         if held is None:
             return Verdict(ok=False, message=f"There is no approval request {approval_id}; nothing was done.")
@@ -593,16 +619,16 @@ class Approvals:
         """Count ``voter``'s approval; the last one needed runs the request (``groups_of``: the requester's user
         groups now, so their grant is checked as it stands, not as it stood)."""
         held = self.store.get(approval_id)
-        ended = self._ended(held, approval_id)
+        ended = self.closed(held, approval_id)
         if ended is not None or held is None:
             return ended or Verdict(ok=False, message="gone")
         why = self.may_vote(pipeline, held, voter)
         if why:
-            self._audit(pipeline, voter, held, "approve", ok=False, message=f"approval refused: {why}")
+            self.audit(pipeline, voter, held, "approve", ok=False, message=f"approval refused: {why}")
             return Verdict(ok=False, message=f"Your approval does not count: {why}.", held=held)
         if not self.store.vote(held.id, voter.user, "approve"):
             return Verdict(ok=False, message="You already approved it: each person counts once.", held=held)
-        self._audit(pipeline, voter, held, "approve", ok=True, message=f"approved {held.id} by {voter.user}")
+        self.audit(pipeline, voter, held, "approve", ok=True, message=f"approved {held.id} by {voter.user}")
         if self.store.count_approvals(held.id) < held.needed:
             return Verdict(ok=True, message="Your approval is counted.", held=self.store.get(held.id), changed=True)
         if not self.store.transition(held.id, to=RUNNING, by=voter.user):
@@ -625,7 +651,7 @@ class Approvals:
         self.store.finish(held.id, state=state, result=summary)
         voters = ", ".join(v.user for v in (self.store.get(held.id) or held).approved_by)
         ran = f"ran {held.id} for {held.actor.user}, approved by {voters}: {state} ({summary})"
-        self._audit(pipeline, voter, held, "run", ok=outcome.ok, message=ran)
+        self.audit(pipeline, voter, held, "run", ok=outcome.ok, message=ran)
         told = {"done": "Approved: it ran.", "refused": f"Approved, but not run: {summary}"}
         message = told.get(state, f"Approved; it ran and failed: {summary}")
         return Verdict(ok=True, message=message, held=self.store.get(held.id), changed=True, outcome=outcome)
@@ -642,28 +668,28 @@ class Approvals:
         model = request_model(held.command, held.model)
         request = model.model_validate(held.request)
         parsed = Parsed(command=command, request=request, words=tuple(held.shown_text.split()), host=held.host)
-        approved = ApprovedRun(parsed=parsed, facts=held.facts, approval_id=held.id)
+        approved = ApprovedRun(parsed=parsed, facts=held.facts, approval_id=held.id, engine_request=held.engine_request)
         return pipeline.handle(held.shown_text, held.actor, source="approval", approved=approved)
 
     def deny(self, pipeline: Pipeline, approval_id: str, voter: Actor, reason: str) -> Verdict:
         held = self.store.get(approval_id)
-        ended = self._ended(held, approval_id)
+        ended = self.closed(held, approval_id)
         if ended is not None or held is None:
             return ended or Verdict(ok=False, message="gone")
         why = self.may_vote(pipeline, held, voter)
         if why:
-            self._audit(pipeline, voter, held, "deny", ok=False, message=f"denial refused: {why}")
+            self.audit(pipeline, voter, held, "deny", ok=False, message=f"denial refused: {why}")
             return Verdict(ok=False, message=f"Your denial does not count: {why}.", held=held)
         if not self.store.transition(held.id, to="denied", by=voter.user, reason=reason, unexpired=False):
             current = self.store.get(held.id)
             return Verdict(ok=False, message=ended_text(current or held, (current or held).state), held=current)
         self.store.vote(held.id, voter.user, "deny", reason=reason)
-        self._audit(pipeline, voter, held, "deny", ok=True, message=f"denied {held.id} by {voter.user}: {reason}")
+        self.audit(pipeline, voter, held, "deny", ok=True, message=f"denied {held.id} by {voter.user}: {reason}")
         return Verdict(ok=True, message="Denied: it will not run.", held=self.store.get(held.id), changed=True)
 
     def cancel(self, pipeline: Pipeline, approval_id: str, actor: Actor) -> Verdict:
         held = self.store.get(approval_id)
-        ended = self._ended(held, approval_id)
+        ended = self.closed(held, approval_id)
         if ended is not None or held is None:
             return ended or Verdict(ok=False, message="gone")
         if actor.user != held.actor.user:
@@ -671,13 +697,13 @@ class Approvals:
         if not self.store.transition(held.id, to="cancelled", by=actor.user, unexpired=False):
             current = self.store.get(held.id)
             return Verdict(ok=False, message=ended_text(current or held, (current or held).state), held=current)
-        self._audit(pipeline, actor, held, "cancel", ok=True, message=f"cancelled {held.id} by the requester")
+        self.audit(pipeline, actor, held, "cancel", ok=True, message=f"cancelled {held.id} by the requester")
         return Verdict(ok=True, message="Cancelled.", held=self.store.get(held.id), changed=True)
 
     def expire_due(self, pipeline: Pipeline) -> list[Held]:
         expired = self.store.expire_due()
         for held in expired:
-            self._audit(pipeline, held.actor, held, "expire", ok=True, message=f"approval {held.id} expired")
+            self.audit(pipeline, held.actor, held, "expire", ok=True, message=f"approval {held.id} expired")
         return expired
 
     def visible_to(self, policy: Policy, actor: Actor) -> list[Held]:
@@ -688,7 +714,7 @@ class Approvals:
             if held.actor.user == actor.user or is_approver(policy, held.approval_rule, actor)
         ]
 
-    def _audit(self, pipeline: Pipeline, actor: Actor, held: Held, action: str, *, ok: bool, message: str) -> None:
+    def audit(self, pipeline: Pipeline, actor: Actor, held: Held, action: str, *, ok: bool, message: str) -> None:
         from bot.pipeline import ErrorInfo, Outcome, new_request_id
 
         text = f"approval {action} {held.id}: {held.shown_text}"

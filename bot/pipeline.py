@@ -273,6 +273,8 @@ class Pipeline:
             calls = self._plan(parsed.command, ctx, parsed.request)
             if calls is not None:
                 state["engine_request"] = redact_document([call.as_dict() for call in calls], self.policy.redact)
+            if approved is not None:  # approvals (issue #13): the very Engine requests the approvers saw
+                approved.check_plan(state.get("engine_request"))
             self.auditor.begin(
                 request_id=request_id,
                 actor=actor,

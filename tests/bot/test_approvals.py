@@ -208,3 +208,17 @@ def test_the_shell_lists_but_never_holds(stores: list[AuditStore], engine: Engin
     assert not ApprovalStore(stores[0]).pending()
     listing = pipeline.handle("approvals", Actor(user="UA"), source="shell")
     assert listing.ok and "no request is waiting" in listing.result.text  # type: ignore[union-attr]
+
+
+def test_other_engine_requests_than_the_approved_ones_are_refused() -> None:
+    from bot.approvals import ApprovedRun
+    from bot.errors import Conflict
+
+    approved = [{"method": "DELETE", "path": "/images/sha256:aaa", "params": {"force": False}}]
+    run = ApprovedRun(parsed=None, facts={}, approval_id="p1", engine_request=approved)
+    run.check_plan(list(approved))  # the same: goes ahead
+    with pytest.raises(Conflict) as caught:
+        run.check_plan([*approved, {"method": "DELETE", "path": "/images/sha256:bbb", "params": {"force": False}}])
+    assert "now also DELETE /images/sha256:bbb" in caught.value.message and "nothing was done" in caught.value.message
+    with pytest.raises(Conflict, match="no longer DELETE /images/sha256:aaa"):
+        run.check_plan([])

@@ -471,3 +471,18 @@ def test_approvals_lists_what_the_caller_made_or_may_approve_and_the_shell_canno
     )
     assert not shell.ok and shell.error is not None and "request it in Slack" in shell.error.message
     assert exists(docker_client, container.id)
+
+
+def test_a_container_that_appeared_since_the_request_is_not_removed(
+    chatdock: Callable[..., Chatdock], web: Callable[..., Any], docker_client: docker.DockerClient, name: Any
+) -> None:
+    """``rm -f`` of a name nobody used was approved as "nothing to remove"; a container created under that name
+    since is not what was approved."""
+    bot = chatdock()
+    later = name("web")
+    approval_id, _card = request(bot.slack, f"--reason cleanup rm -f {later}")
+    appeared = web(later)
+    assert "Approved, but not run" in click(bot.slack, approval_id, "approve", user="UBOB")
+    refused = drawn(bot.slack.fake, approval_id, "not run")
+    assert "did not exist when it was approved and exists now" in all_text(blocks_of(refused))
+    assert exists(docker_client, appeared.id)
