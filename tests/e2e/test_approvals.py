@@ -34,7 +34,8 @@ from tests.support.fake_slack import ApiCall, FakeSlack
 from tests.support.image import TEST_IMAGE
 
 
-def approval_policy(*, count: int = 1, ttl: str = "15m", reason: str = "required") -> str:
+def approval_policy(*, count: int = 1, ttl: str = "15m", reason: str = "required", where: str = "") -> str:
+    """The test policy; ``where``: the rule's ``hosts`` / ``host_labels`` line (every host without)."""
     return f"""
 roles:
   viewer: {{commands: [ps, inspect, logs, help, history, approvals]}}
@@ -47,6 +48,7 @@ containers: {{names: ["{PREFIX}web-*"]}}
 ports: ["19000-19999"]
 approve:
   - commands: [rm]
+    {where}
     count: {count}
     approvers: {{roles: [admin]}}
     self: false
