@@ -488,3 +488,41 @@ def test_a_container_that_appeared_since_the_request_is_not_removed(
     refused = drawn(bot.slack.fake, approval_id, "not run")
     assert "did not exist when it was approved and exists now" in all_text(blocks_of(refused))
     assert exists(docker_client, appeared.id)
+
+
+def test_run_waits_for_its_images_and_a_retagged_image_is_refused(
+    chatdock: Callable[..., Chatdock], docker_client: docker.DockerClient, name: Any, created: list[str]
+) -> None:
+    """``images`` narrows a ``run`` rule; the image's digest is what was approved."""
+    repository = f"local/{name('img')}"
+    policy = approval_policy().replace("  - commands: [rm]", f'  - commands: [run]\n    images: ["{repository}"]')
+    bot = chatdock(policy)
+    base = docker_client.images.get(TEST_IMAGE)
+    base.tag(repository, "1")
+    scratch = docker_client.containers.create(TEST_IMAGE, ["true"], name=name("web"))
+    created.append(scratch.name)
+    other = scratch.commit(repository=repository, tag="other", changes=["LABEL approval=test"])
+    try:
+        plain = name("web")
+        created.append(plain)
+        ran = bot.slack.reply(bot.slack.command(f"run -d --name {plain} {TEST_IMAGE} sleep 30", user="UALICE"))
+        assert exists(docker_client, plain), all_text(ran)  # an image the rule does not name runs at once
+
+        held = name("web")
+        created.append(held)
+        approval_id, _card = request(bot.slack, f"--reason canary run -d --name {held} {repository}:1 sleep 30")
+        assert not exists(docker_client, held)
+        docker_client.api.tag(other.id, repository, "1")  # the same name, another image
+        assert "Approved, but not run" in click(bot.slack, approval_id, "approve", user="UBOB")
+        refused = drawn(bot.slack.fake, approval_id, "not run")
+        assert f"image {repository}:1 now has digest" in all_text(blocks_of(refused))
+        assert not exists(docker_client, held)
+
+        again, _card = request(bot.slack, f"--reason canary run -d --name {held} {repository}:1 sleep 30")
+        assert click(bot.slack, again, "approve", user="UCAROL").startswith("Approved: it ran")
+        started = docker_client.containers.get(held)
+        assert started.image.id == other.id and started.labels["chatdock.owner"] == "UALICE"  # for the requester
+    finally:
+        for tag in (f"{repository}:1", f"{repository}:other"):
+            with contextlib.suppress(docker.errors.APIError):
+                docker_client.images.remove(tag, force=True)
