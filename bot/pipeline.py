@@ -385,7 +385,7 @@ class Pipeline:
         source: str,
     ) -> PendingApproval | None:
         """The admitted request, stored to wait for approval when an ``approve:`` rule names it (else None)."""
-        if not self.policy.approve or host == ALL_HOSTS or parsed.command.plan is None:
+        if not self.policy.approve or host == ALL_HOSTS or parsed.command.name in ("approvals", "help"):
             return None
         if self.approvals is None:
             if matching_rule(self.policy, parsed.request, self.host_ref(host)) is not None:
