@@ -526,3 +526,28 @@ def test_run_waits_for_its_images_and_a_retagged_image_is_refused(
         for tag in (f"{repository}:1", f"{repository}:other"):
             with contextlib.suppress(docker.errors.APIError):
                 docker_client.images.remove(tag, force=True)
+
+
+def test_a_button_that_needs_approval_waits_too(
+    chatdock: Callable[..., Chatdock], web: Callable[..., Any], docker_client: docker.DockerClient
+) -> None:
+    """The Remove button on a container's message is a request like the typed one: it waits for approval."""
+    bot = chatdock(approval_policy(reason="optional"))
+    container = web()
+    stopped = bot.slack.reply(bot.slack.command(f"stop -t 0 {container.name}", user="UALICE"))
+    before = len(card_calls(bot.slack.fake))
+    clicked = bot.slack.click(stopped, "rm", user="UALICE")
+    note = bot.slack.reply(clicked)
+    assert "waits for approval" in all_text(note) and note.get("response_type") == "ephemeral"
+    assert not note.get("replace_original"), "the container's message stays as it was"
+    card = bot.slack.fake.wait_for(lambda: next(iter(card_calls(bot.slack.fake)[before:]), None))
+    approval_id = next(
+        e["value"]
+        for b in blocks_of(card)
+        if b.get("type") == "actions"
+        for e in b["elements"]
+        if e["action_id"] == "approval:approve"
+    )
+    assert exists(docker_client, container.id)
+    click(bot.slack, approval_id, "approve", user="UBOB")
+    assert not exists(docker_client, container.id)
