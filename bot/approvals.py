@@ -313,12 +313,18 @@ class ApprovalStore:
             )
         )
 
-    def vote(self, approval_id: str, user: str, vote: str, *, reason: str = "") -> bool:
-        """Record ``user``'s vote once; False when they already voted on it."""
+    def vote(self, approval_id: str, user: str, vote: str, *, reason: str = "", replace: bool = False) -> bool:
+        """Record ``user``'s vote once; False when they already voted on it (``replace``: their denial takes the
+        place of their earlier approval)."""
+        conflict = (
+            "DO UPDATE SET vote = excluded.vote, at = excluded.at, reason = excluded.reason"
+            if replace
+            else ("DO NOTHING")
+        )
         rows = self._call(
             lambda run: run(
                 f"INSERT INTO {VOTES} (approval_id, user_id, vote, at, reason) VALUES (?, ?, ?, ?, ?) "  # noqa: S608
-                "ON CONFLICT (approval_id, user_id) DO NOTHING RETURNING user_id",
+                f"ON CONFLICT (approval_id, user_id) {conflict} RETURNING user_id",
                 (approval_id, user, vote, self.clock(), reason),
             )
         )
@@ -633,6 +639,8 @@ class Approvals:
             return Verdict(ok=True, message="Your approval is counted.", held=self.store.get(held.id), changed=True)
         if not self.store.transition(held.id, to=RUNNING, by=voter.user):
             current = self.store.get(held.id)
+            if current is not None and current.state == PENDING:  # it expired meanwhile
+                return self.closed(current, held.id) or Verdict(ok=False, message="try again", held=current)
             state = current.state if current is not None else "gone"
             note = "it is already running or done" if state in (RUNNING, "done", "failed", "refused") else state
             return Verdict(ok=True, message=f"Your approval is counted; {note}.", held=current)
@@ -683,7 +691,7 @@ class Approvals:
         if not self.store.transition(held.id, to="denied", by=voter.user, reason=reason, unexpired=False):
             current = self.store.get(held.id)
             return Verdict(ok=False, message=ended_text(current or held, (current or held).state), held=current)
-        self.store.vote(held.id, voter.user, "deny", reason=reason)
+        self.store.vote(held.id, voter.user, "deny", reason=reason, replace=True)
         self.audit(pipeline, voter, held, "deny", ok=True, message=f"denied {held.id} by {voter.user}: {reason}")
         return Verdict(ok=True, message="Denied: it will not run.", held=self.store.get(held.id), changed=True)
 

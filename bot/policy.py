@@ -11,6 +11,8 @@ Extensions to the documented file format (all optional):
 - ``networks: {names: [globs], protect: [globs]}``: networks commands may touch besides chatdock's own.
 - ``redact: [words]``: extra environment-name words whose values are masked in output.
 - ``teams`` on a grant: Slack workspaces (``T...``) besides the installing one whose people it admits.
+- ``approve: [rules]``: requests that wait for other people's approval (:class:`ApprovalRule`, bot.approvals);
+  checked after everything else, so they only ever hold back what would have run.
 
 Lists never widen the policy. An empty list matches nothing (``users: []`` is nobody, ``channels: []`` no
 channel, ``images: []`` no image); only ``"*"`` means anyone or anything; an omitted key keeps its documented
