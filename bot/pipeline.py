@@ -1,7 +1,11 @@
 """The one path every request takes, whoever sends it (Slack command, button click, local shell):
 
     unescape → split → match command → parse → policy → resolve targets + scope → plan + engine check
-    → audit(begin) → handler → audit(end) → Outcome
+    → audit(begin) → [approval hold] → handler → audit(end) → Outcome
+
+The approval hold (issue #13, :mod:`bot.approvals`): when an ``approve:`` rule names the admitted request, it is
+stored and the Outcome says it waits; approved later, it comes back through :meth:`Pipeline.handle` with
+``approved=`` (not parsed again, its targets and Engine requests checked against what was approved).
 
 Front doors only build an :class:`Actor`, call :meth:`Pipeline.handle` and render the :class:`Outcome`.
 Nothing here raises: every failure becomes an Outcome with a specific message, and any unexpected exception
