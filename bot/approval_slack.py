@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Any
 from slack_bolt import Ack
 from slack_sdk import WebClient
 
-from bot.approvals import Held, PendingApproval, Verdict
+from bot.approval_store import Held
+from bot.approvals import PendingApproval, Verdict
 from bot.redact import redact_text
 from bot.render_blocks import SlackMessage, escape, mention, render_message
 from bot.respond import api_error

@@ -10,7 +10,8 @@ from slack_sdk.http_retry.request import HttpRequest
 from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
 
-from bot.approvals import Approvals, ApprovalStore
+from bot.approval_store import ApprovalStore
+from bot.approvals import Approvals
 from bot.audit import AuditError, AuditStore, open_audit
 from bot.config import Settings
 from bot.engine import Engine

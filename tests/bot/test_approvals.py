@@ -9,7 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from bot.approvals import Approvals, ApprovalStore, Held, is_approver, matching_rule
+from bot.approval_store import ApprovalStore, Held
+from bot.approvals import Approvals, is_approver, matching_rule
 from bot.audit import AuditStore, open_audit
 from bot.engine import Engine
 from bot.errors import UsageError

@@ -20,7 +20,8 @@ from urllib.parse import urlencode
 import docker
 import pytest
 
-from bot.approvals import Approvals, ApprovalStore
+from bot.approval_store import ApprovalStore
+from bot.approvals import Approvals
 from bot.audit import AuditStore, open_audit
 from bot.engine import Engine
 from bot.models import Actor

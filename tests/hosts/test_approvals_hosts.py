@@ -11,7 +11,8 @@ from typing import Any
 import docker
 import pytest
 
-from bot.approvals import Approvals, ApprovalStore
+from bot.approval_store import ApprovalStore
+from bot.approvals import Approvals
 from bot.audit import open_audit
 from bot.hosts import HostSet, load_hosts_text
 from bot.pipeline import Pipeline
