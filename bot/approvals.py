@@ -371,7 +371,17 @@ class Approvals:
         requester = held.actor
         if groups_of is not None:
             requester = requester.model_copy(update={"groups": groups_of(requester.user)})
-        outcome = self.run(pipeline, held.model_copy(update={"actor": requester}))
+        try:
+            outcome = self.run(pipeline, held.model_copy(update={"actor": requester}))
+        except Exception:  # never left "running": the request ends, and says so
+            log.exception("approval %s: running it failed", held.id)
+            self.store.finish(held.id, state="failed", result="chatdock hit an internal error; see its log")
+            return Verdict(
+                ok=False,
+                message="Approved, but chatdock could not run it (see its log).",
+                held=self.store.get(held.id),
+                changed=True,
+            )
         state = (
             "done" if outcome.ok else ("refused" if outcome.error and outcome.error.kind == "conflict" else "failed")
         )
