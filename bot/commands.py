@@ -65,6 +65,7 @@ class Context:
     host: str = DEFAULT_NAME
     # another host's policy and scope test (a read across every host runs each host's share with its own)
     scope_on: Callable[[str], tuple[Policy, Callable[[ContainerFacts], bool]]] | None = None
+    approvals: Any = None  # the pending approvals (bot.approvals.Approvals), for the `approvals` command
 
 
 Handler = Callable[[Context, Any], Result]

@@ -1,7 +1,11 @@
 """The one path every request takes, whoever sends it (Slack command, button click, local shell):
 
     unescape → split → match command → parse → policy → resolve targets + scope → plan + engine check
-    → audit(begin) → handler → audit(end) → Outcome
+    → audit(begin) → [approval hold] → handler → audit(end) → Outcome
+
+The approval hold (issue #13, :mod:`bot.approvals`): when an ``approve:`` rule names the admitted request, it is
+stored and the Outcome says it waits; approved later, it comes back through :meth:`Pipeline.handle` with
+``approved=`` (not parsed again, its targets and Engine requests checked against what was approved).
 
 Front doors only build an :class:`Actor`, call :meth:`Pipeline.handle` and render the :class:`Outcome`.
 Nothing here raises: every failure becomes an Outcome with a specific message, and any unexpected exception
@@ -22,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, SerializeAsAny
 
 from bot import dns
 from bot import policy as policy_rules
+from bot.approvals import REASON_USAGE, Approvals, ApprovedRun, PendingApproval, matching_rule
 from bot.commands import Command, Context, EngineCall, Registry
 from bot.engine import AmbiguousReference, Engine, facts_from_inspect
 from bot.errors import ChatdockError, Conflict, Denied, NotFound, UsageError
@@ -121,6 +126,7 @@ class Parsed(BaseModel):
     request: SerializeAsAny[Request]
     words: tuple[str, ...]
     host: str | None = None  # named with --context / -c / -H (a configured host); else the channel's default
+    reason: str | None = None  # --reason "..." (approvals, issue #13)
 
 
 def new_request_id() -> str:
@@ -139,7 +145,9 @@ class Pipeline:
         exec_timeout: float = 30.0,
         history: Callable[..., list[dict[str, Any]]] | None = None,
         hosts: HostSet | None = None,
+        approvals: Approvals | None = None,
     ) -> None:
+        self.approvals = approvals  # pending requests (issue #13); None: a request that needs approval is refused
         self.engine = engine
         self.hosts = hosts if hosts is not None else HostSet.single(engine)
         self.policy = policy
@@ -152,7 +160,7 @@ class Pipeline:
     # -- parsing ---------------------------------------------------------------------------------------
     def understand(self, text: str) -> Parsed:
         """Text → typed request, or UsageError / Denied (hard refusals are grammar-level)."""
-        words, dry_run, host, command, rest = self._match(text)
+        words, dry_run, host, command, rest, reason = self._match(text)
         request = command.parse(rest)
         if dry_run:
             if command.plan is None:
@@ -160,7 +168,9 @@ class Pipeline:
             request = request.model_copy(update={"dry_run": True})
         # the words as shown (ack, audit, replies) keep the host that was named, in docker's long spelling
         shown = ("--context", host) if host is not None else ()
-        return Parsed(command=command, request=request, words=(*shown, *words), host=host)
+        if reason is not None:
+            shown = (*shown, "--reason", reason)
+        return Parsed(command=command, request=request, words=(*shown, *words), host=host, reason=reason)
 
     def command_name(self, text: str) -> str | None:
         """The command ``text`` names, even when its options are wrong (the shell's exit status depends on it)."""
@@ -169,15 +179,19 @@ class Pipeline:
         except ChatdockError:
             return None
 
-    def _match(self, text: str) -> tuple[list[str], bool, str | None, Command, list[str]]:
-        """Text → (words, --dry-run given, the host named with ``--context``, the command, its own words)."""
+    def _match(self, text: str) -> tuple[list[str], bool, str | None, Command, list[str], str | None]:
+        """Text → (words, --dry-run given, the host named with ``--context``, the command, its own words, the
+        ``--reason``)."""
         words = split_words(normalize(text))
         if words and words[0].lower() in PREFIXES:
             words = [*PREFIXES[words[0].lower()], *words[1:]]
         words, host = _leading_host(_leading_dashes(words), self.hosts)
+        words, reason = _leading_reason(words)  # approvals (issue #13): a global option, in any order
         words, dry_run = _leading_dry_run(_leading_dashes(words))
         if host is None:  # `--dry-run --context prod rm web`: either order, as docker's global options
             words, host = _leading_host(words, self.hosts)
+        if reason is None:
+            words, reason = _leading_reason(words)
         if words[:1] == ["--help"] or words[:1] == ["-h"]:
             words = ["help"]
         if len(words) == 2 and words[1] in ("help", "--help", "-h") and words[0] in self.registry.families():
@@ -188,7 +202,7 @@ class Pipeline:
             words = [*words[: len(words) - len(rest)], *rest]
         if rest == ["--help"]:
             command, rest = self.registry.commands["help"], command.name.split()
-        return words, dry_run, host, command, rest
+        return words, dry_run, host, command, rest, reason
 
     # -- the whole path --------------------------------------------------------------------------------
     def triage(self, text: str, actor: Actor, *, source: str = "slack") -> Parsed | Outcome:
@@ -220,10 +234,13 @@ class Pipeline:
         request_id: str | None = None,
         expect_states: Mapping[str, str] | None = None,
         progress: Callable[[Progress], None] | None = None,
+        approved: ApprovedRun | None = None,
     ) -> Outcome:
         """Run ``text`` for ``actor``. ``expect_states`` (container ID → state, from a button) refuses the
         request if a container changed since the message the button belongs to was drawn. ``progress`` is
-        called as a long handler (a pull) advances; front doors show it while the request runs."""
+        called as a long handler (a pull) advances; front doors show it while the request runs. ``approved``: a
+        stored request approved by others (:mod:`bot.approvals`), run as stored (not parsed again) if what it
+        touches is unchanged."""
         request_id = request_id or new_request_id()
         started = time.monotonic()
         state: dict[str, Any] = {"shown_text": _safe_echo(text, self.policy)}
@@ -233,7 +250,7 @@ class Pipeline:
         error: ErrorInfo | None = None
         slot = contextlib.ExitStack()
         try:
-            parsed = self.understand(text)
+            parsed = approved.parsed if approved is not None else self.understand(text)
             host = parsed.host or self.hosts.host_for_channel(actor.channel)
             state.update(
                 command=parsed.command.name,
@@ -251,6 +268,8 @@ class Pipeline:
                 slot.enter_context(self.hosts.slot(host))  # a hung host holds only its own slots
             ctx = self._context(actor, parsed.request, secrets, progress=progress, host=host)
             _check_states(ctx, expect_states)
+            if approved is not None:  # approvals (issue #13): same containers, states and images as approved
+                approved.check(ctx, parsed.request)
             state.update(
                 container_ids=tuple(c.id for c in ctx.containers.values()),
                 network_ids=tuple(n.id for n in ctx.networks.values()),
@@ -258,6 +277,8 @@ class Pipeline:
             calls = self._plan(parsed.command, ctx, parsed.request)
             if calls is not None:
                 state["engine_request"] = redact_document([call.as_dict() for call in calls], self.policy.redact)
+            if approved is not None:  # approvals (issue #13): the very Engine requests the approvers saw
+                approved.check_plan(state.get("engine_request"))
             self.auditor.begin(
                 request_id=request_id,
                 actor=actor,
@@ -276,6 +297,8 @@ class Pipeline:
                     engine_requests=tuple(state.get("engine_request") or ()),
                     lines=preview(ctx, parsed.request) if preview is not None else (),
                 )
+            elif approved is None and (held := self._hold(request_id, actor, parsed, host, ctx, state, source)):
+                result = held  # approvals (issue #13): an `approve:` rule names it; it waits for other people
             else:
                 execute = across_hosts(parsed.command) if host == ALL_HOSTS else parsed.command.execute
                 result = execute(ctx, parsed.request)
@@ -353,6 +376,36 @@ class Pipeline:
             record(request_id, status)
         except Exception:
             log.exception("request %s: could not record its delivery (%s)", request_id, status)
+
+    # -- approvals (issue #13) -------------------------------------------------------------------------
+    def _hold(
+        self,
+        request_id: str,
+        actor: Actor,
+        parsed: Parsed,
+        host: str,
+        ctx: Context,
+        state: Mapping[str, Any],
+        source: str,
+    ) -> PendingApproval | None:
+        """The admitted request, stored to wait for approval when an ``approve:`` rule names it (else None)."""
+        if not self.policy.approve or host == ALL_HOSTS or parsed.command.name in ("approvals", "help"):
+            return None
+        if self.approvals is None:
+            if matching_rule(self.policy, parsed.request, self.host_ref(host)) is not None:
+                raise Denied("this request needs approval, but this chatdock keeps no approvals store", rule="approve")
+            return None
+        return self.approvals.hold(
+            policy=self.policy,
+            actor=actor,
+            parsed=parsed,
+            host=host,
+            host_ref=self.host_ref(host),
+            ctx=ctx,
+            state=state,
+            request_id=request_id,
+            source=source,
+        )
 
     # -- steps -----------------------------------------------------------------------------------------
     def _decide(self, actor: Actor, request: Request, host: str | None = None) -> Decision:
@@ -476,6 +529,7 @@ class Pipeline:
             progress=progress or _no_progress,
             hosts=self.hosts,
             host=host,
+            approvals=self.approvals,
         )
 
     def _plan(self, command: Command, ctx: Context, request: Request) -> list[EngineCall] | None:
@@ -601,7 +655,7 @@ def _no_progress(_progress: Progress) -> None:
     return None
 
 
-HOST_FREE = frozenset({"help", "history", "context ls", "context inspect"})  # need no engine slot
+HOST_FREE = frozenset({"help", "history", "context ls", "context inspect", "approvals"})  # need no engine slot
 _HOST_OPTIONS = ("--context", "-c", "--host", "-H")
 
 
@@ -643,6 +697,22 @@ def _host_column(host: str | None) -> dict[str, str]:
 
 def _on_host(host: str | None) -> str:
     return f" on host {host}" if host else ""
+
+
+def _leading_reason(words: list[str]) -> tuple[list[str], str | None]:
+    """Take ``--reason TEXT`` (or ``--reason=TEXT``) placed before the command: why a request that needs
+    approval is made (approvals, issue #13). Quote a reason of several words."""
+    if not words or words[0].split("=")[0] != "--reason":
+        return words, None
+    option, _, value = words[0].partition("=")
+    rest = words[1:]
+    if not value:
+        if not rest or not rest[0].strip() or rest[0].startswith("--"):
+            raise UsageError('`--reason` needs a text: --reason "WHY" COMMAND ...', usage=REASON_USAGE)
+        value, rest = rest[0], rest[1:]
+    if rest[:1] and rest[0].split("=")[0] == option:
+        raise UsageError("give one --reason", usage=REASON_USAGE)
+    return rest, value.strip()[:300]
 
 
 def _leading_dry_run(words: list[str]) -> tuple[list[str], bool]:

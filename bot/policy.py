@@ -13,6 +13,8 @@ Extensions to the documented file format (all optional):
 - ``services: {labels, names, protect}``: swarm services commands may touch besides chatdock's own (as
   ``containers``); a task's container is in scope when its service is. ``limits.replicas``: the most replicas.
 - ``teams`` on a grant: Slack workspaces (``T...``) besides the installing one whose people it admits.
+- ``approve: [rules]``: requests that wait for other people's approval (:class:`ApprovalRule`, bot.approvals);
+  checked after everything else, so they only ever hold back what would have run.
 
 Lists never widen the policy. An empty list matches nothing (``users: []`` is nobody, ``channels: []`` no
 channel, ``images: []`` no image); only ``"*"`` means anyone or anything; an omitted key keeps its documented
@@ -86,7 +88,7 @@ class _Strict(BaseModel):
         if value is None and info.field_name in _MAPPING_FIELDS:
             return {}
         if value is None and info.field_name == "hosts":  # a grant's list, the policy's per-host mapping
-            return () if cls.__name__ == "Grant" else {}
+            return () if cls.__name__ in ("Grant", "ApprovalRule") else {}
         return value
 
     @field_validator("*")
@@ -202,6 +204,74 @@ class HostScope(_Strict):
     services: ContainerScope | None = None
 
 
+# -- approvals (issue #13): `approve:` rules, checked after the ordinary policy (bot/approvals.py) ----------
+
+
+class Approvers(_Strict):
+    """Who may approve: people holding one of ``roles`` (through a grant), in one of ``groups``, or named in
+    ``users`` (``"*"``: anyone). Empty lists match nobody."""
+
+    roles: tuple[str, ...] = ()
+    users: tuple[str, ...] = ()
+    groups: tuple[str, ...] = ()
+
+    @field_validator("roles", mode="before")
+    @classmethod
+    def _roles_list(cls, value: Any) -> Any:
+        return () if value is None or value == {} else value
+
+
+class ApprovalRule(_Strict):
+    """One ``approve:`` entry: requests for ``commands`` (on ``hosts`` / ``host_labels``; for ``run``, of
+    ``images``) that the policy allows wait until ``count`` distinct eligible people approved them."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    commands: tuple[str, ...]
+    hosts: tuple[str, ...] | None = None
+    host_labels: dict[str, str] | None = None
+    images: tuple[str, ...] | None = None
+    count: int = Field(1, ge=1, le=10)
+    approvers: Approvers
+    allow_self: bool = Field(False, alias="self")
+    ttl: float = 900.0
+    reason: str = "optional"
+
+    @field_validator("ttl", mode="before")
+    @classmethod
+    def _ttl(cls, value: Any) -> Any:
+        """``15m``, ``1h``, ``90s`` or a number of seconds; from 1 s to 7 days."""
+        seconds = parse_ttl(value)
+        if not 1 <= seconds <= 7 * 86400:
+            raise ValueError(f"ttl {value!r} is out of range (1s to 7d)")
+        return seconds
+
+    @field_validator("reason")
+    @classmethod
+    def _reason(cls, value: str) -> str:
+        if value not in ("required", "optional"):
+            raise ValueError(f"reason must be 'required' or 'optional' (got {value!r})")
+        return value
+
+    def covers_host(self, host: str, labels: Mapping[str, str]) -> bool:
+        if self.hosts is not None and ANY not in self.hosts and host not in self.hosts:
+            return False
+        if self.host_labels is not None:
+            return bool(self.host_labels) and all(labels.get(k) == v for k, v in self.host_labels.items())
+        return True
+
+
+def parse_ttl(value: Any) -> float:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", str(value))
+    if not match:
+        raise ValueError(f"invalid ttl {value!r} (use 90s, 15m, 2h or 1d)")
+    return float(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
+
+
+# -- end approvals ------------------------------------------------------------------------------------------
+
+
 class Policy(_Strict):
     roles: dict[str, Role] = Field(default_factory=dict)
     grants: tuple[Grant, ...] = ()
@@ -214,6 +284,7 @@ class Policy(_Strict):
     redact: tuple[str, ...] = ()
     protected_ids: tuple[str, ...] = ()  # filled at start-up (chatdock's own container), not from the file
     hosts: dict[str, HostScope] = Field(default_factory=dict)  # per host (CHATDOCK_HOSTS names), replacing the above
+    approve: tuple[ApprovalRule, ...] = ()  # approvals (issue #13): requests that wait for a second person
 
     def for_host(self, host: str) -> Policy:
         """The policy as it applies on ``host``: its own ``containers`` / ``networks`` / ``services`` scope where it
@@ -255,6 +326,11 @@ class Policy(_Strict):
         for index, grant in enumerate(self.grants):
             if grant.role not in self.roles:
                 raise _Misplaced(("grants", index, "role"), f"grants[{index}].role: unknown role '{grant.role}'")
+        for index, rule in enumerate(self.approve):  # approvals (issue #13)
+            for approver_role in rule.approvers.roles:
+                if approver_role not in self.roles:
+                    where = ("approve", index, "approvers", "roles")
+                    raise _Misplaced(where, f"approve[{index}].approvers.roles: unknown role '{approver_role}'")
         for name in self.roles:
             self.role_commands(name)  # raises on include cycles
         return self
@@ -427,6 +503,16 @@ def _reference_problems(raw: dict[str, Any], known: set[str]) -> list[tuple[tupl
         role = _mapping(grant).get("role")
         if isinstance(role, str) and role not in roles:
             found.append((("grants", index, "role"), f"grants[{index}].role: unknown role '{role}'"))
+    for index, rule in enumerate(_sequence(raw.get("approve"))):  # approvals (issue #13)
+        body = _mapping(rule)
+        for position, command in enumerate(_sequence(body.get("commands"))):
+            if known and isinstance(command, str) and command != ANY and command not in known:
+                message = f"approve[{index}].commands: unknown command '{command}'"
+                found.append((("approve", index, "commands", position), message))
+        for role in _sequence(_mapping(body.get("approvers")).get("roles")):
+            if isinstance(role, str) and role not in roles:
+                path: tuple[str | int, ...] = ("approve", index, "approvers", "roles")
+                found.append((path, f"approve[{index}].approvers.roles: unknown role '{role}'"))
     reported: set[frozenset[str]] = set()
 
     def walk(name: str, path: tuple[str, ...]) -> None:

@@ -436,6 +436,15 @@ def build_server(
             failure="answering requests of a stopped replica failed",
         )
         leader.every(store.forget_old, interval=60.0, name="chatdock-forget", failure="pruning the shared store failed")
+        if pipeline.approvals is not None:  # approvals (issue #13): expiry, once across replicas
+            from bot.approval_slack import EXPIRY_INTERVAL, expire_approvals
+
+            leader.every(
+                partial(expire_approvals, pipeline=pipeline, client=client),
+                interval=EXPIRY_INTERVAL,
+                name="chatdock-approvals",
+                failure="expiring approval requests failed",
+            )
     probe = SlackProbe(client)
     socket_handler = None
     if socket_mode:

@@ -352,6 +352,7 @@ class _Listeners:
         self.replays = ReplayGuard(shared=shared)
         self.ack_first = ack_first
         self.progress_interval = progress_interval
+        self.desk: Any = None  # approvals (issue #13): bot.approval_slack.ApprovalDesk, set by create_app
 
     # -- slash commands --------------------------------------------------------------------------------
     def on_command(self, ack: Ack, body: dict[str, Any], request: BoltRequest | None = None) -> None:
@@ -419,7 +420,8 @@ class _Listeners:
 
         try:
             outcome = self.pipeline.handle(text, actor, source="slack", request_id=request_id, progress=progress)
-            message = render_message(outcome)
+            pending = self.desk.pending_message(outcome) if self.desk is not None else None  # approvals (#13)
+            message = pending or render_message(outcome)
         except Exception:
             log.exception("request %s: rendering failed", request_id)
             message = _notice(internal_error(request_id))
@@ -521,7 +523,10 @@ class _Listeners:
                 # (an image has no state to compare: the engine refuses one in use, and the policy is asked again)
                 expect_states=None if verb == "rmi" else {container_id: state if changing else ""},
             )
-            if outcome.ok and changing:
+            pending = self.desk.pending_message(outcome) if self.desk is not None else None  # approvals (#13)
+            if pending is not None:
+                message, replace = pending, False
+            elif outcome.ok and changing:
                 message, replace = render_message(outcome, clicked_by=actor.user), True
             elif outcome.ok:
                 message, replace = render_message(outcome), False  # logs: a new reply in the channel
@@ -738,5 +743,12 @@ def create_app(
 
     for command in COMMANDS:
         app.command(command)(on_command)
+    # approvals (issue #13): the request's buttons and the Deny modal (bot.approval_slack)
+    from bot.approval_slack import ACTION_PREFIX as APPROVAL_PREFIX
+    from bot.approval_slack import DENY_VIEW, ApprovalDesk
+
+    listeners.desk = desk = ApprovalDesk(listeners=listeners, client=client)
+    app.action(re.compile("^" + re.escape(APPROVAL_PREFIX)))(desk.on_click)
+    app.view(DENY_VIEW)(desk.on_view)
     app.action(re.compile("^" + re.escape(ACTION_ID_PREFIX)))(on_button)
     return app

@@ -10,6 +10,8 @@ from slack_sdk.http_retry.request import HttpRequest
 from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
 
+from bot.approval_store import ApprovalStore
+from bot.approvals import Approvals
 from bot.audit import AuditError, AuditStore, open_audit
 from bot.config import Settings
 from bot.engine import Engine
@@ -101,7 +103,10 @@ def build_pipeline(
     if auditor is None:
         auditor = open_store(settings, policy)
     policy = protect_self(settings, policy)
+    # approvals (issue #13): pending requests live in the audit store, shared by replicas
+    approvals = Approvals(ApprovalStore(auditor)) if isinstance(auditor, AuditStore) and not auditor.readonly else None
     return Pipeline(
+        approvals=approvals,
         hosts=hosts,
         engine=engine,
         policy=policy,

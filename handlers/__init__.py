@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.commands import Command, Registry
-from handlers import containers, contexts, history, images, inspect, meta, networks, run, services
+from handlers import approvals, containers, contexts, history, images, inspect, meta, networks, run, services
 
 
 def all_commands() -> tuple[Command, ...]:
@@ -17,6 +17,7 @@ def all_commands() -> tuple[Command, ...]:
         *contexts.COMMANDS,
         *services.COMMANDS,
         *meta.COMMANDS,
+        *approvals.COMMANDS,
     )
 
 

@@ -974,7 +974,7 @@ def test_every_command_is_reachable(pipeline: Pipeline) -> None:
             "run nginx", "ps", "start a", "stop a", "restart a", "rm a", "logs a", "port a", "inspect a", "top a",
             "stats", "exec a ls", "/net ls", "/net create x1", "/net connect n c", "/net disconnect n c",
             "/net inspect n", "/net rm n", "help", "history", "pull nginx", "images", "rmi a", "image prune",
-            "image inspect a", "context ls", "context inspect x",
+            "image inspect a", "context ls", "context inspect x", "approvals",
             "service ls", "service ps s", "service inspect s", "service logs s", "service scale s=2",
             "service update --force s", "service rollback s", "service rm s", "node ls",
         )

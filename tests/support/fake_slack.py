@@ -2,7 +2,8 @@
 
 - ``/api/<method>``: the Web API methods chatdock calls (``auth.test``, ``chat.postMessage`` (returns a ``ts``),
   ``chat.update``, ``chat.postEphemeral``, ``files.getUploadURLExternal`` (hands out an upload URL on this same
-  server), ``files.completeUploadExternal``, ``usergroups.list``). Every call is recorded with its arguments.
+  server), ``files.completeUploadExternal``, ``usergroups.list``, ``views.open``). Every call is recorded with its
+  arguments.
 - ``/upload/<file id>``: the upload step of ``files_upload_v2``; the bytes are recorded.
 - ``/response/<id>``: response_urls; every POSTed JSON body is recorded. Tests can queue answers per URL
   (``fail_response_url``) to see how chatdock copes.
@@ -245,6 +246,10 @@ class FakeSlack:
             files = args.get("files")
             files = json.loads(files) if isinstance(files, str) else files
             return {"ok": True, "files": [{"id": f["id"], "title": f.get("title")} for f in files or []]}
+        if method == "views.open":  # a modal (approvals' Deny asks why); the view as Slack echoes it back
+            view = args.get("view")
+            view = json.loads(view) if isinstance(view, str) else view
+            return {"ok": True, "view": {**(view or {}), "id": f"V{uuid.uuid4().hex[:10].upper()}"}}
         if method == "usergroups.list":
             return {"ok": True, "usergroups": self.usergroups}
         return {"ok": False, "error": "unknown_method"}
