@@ -374,7 +374,11 @@ def _close_waitress(server: Any, *, running: bool) -> None:
             closed.set()
 
     if running:
-        server.trigger.pull_trigger(close_all)
+        try:
+            server.trigger.pull_trigger(close_all)
+        except OSError as exc:  # the trigger is already closed (the loop ended): nothing left to wake
+            log.warning("waitress's trigger is gone (%s); closing its sockets here", exc.strerror or exc)
+            close_all()
         if not closed.wait(5):
             log.warning("waitress did not stop within 5 s")
     else:
