@@ -80,7 +80,7 @@ from bot.periodic import Periodic
 from bot.redact import MASK, is_secret_name, redact_env, redact_text
 
 if TYPE_CHECKING:
-    from bot.pipeline import Outcome
+    from bot.outcome import Outcome
 
 log = logging.getLogger(__name__)
 

@@ -63,7 +63,7 @@ from bot.models import (
     StatsView,
     TextOutput,
 )
-from bot.pipeline import ErrorInfo, Outcome
+from bot.outcome import ErrorInfo, Outcome
 from bot.redact import redact_text
 
 log = logging.getLogger(__name__)

@@ -26,7 +26,7 @@ from bot.models import (
     StatsView,
     TextOutput,
 )
-from bot.pipeline import Outcome
+from bot.outcome import Outcome
 
 
 def render(outcome: Outcome) -> str:

@@ -18,7 +18,8 @@ from typing import TextIO
 
 from bot import wording
 from bot.models import Actor, ExecOutcome, Progress, RunOutcome
-from bot.pipeline import Outcome, Pipeline
+from bot.outcome import Outcome
+from bot.pipeline import Pipeline
 from bot.render_text import progress_text, render
 
 PROMPT = "chatdock> "
