@@ -26,8 +26,8 @@ from bot.commands import Command, Context, EngineCall
 from bot.engine import KILL_WAIT, MAX_STOP_TIMEOUT, REF_PATTERN
 from bot.errors import ChatdockError, Denied, EngineError, EngineUnavailable, NotFound, UsageError
 from bot.flags import Flag, Grammar, Kind, Parsed, Refused
-from bot.humanize import parse_cpus, parse_memory
 from bot.models import ContainerView, PullOutcome, Request, RunOutcome
+from bot.parse_values import parse_cpus, parse_memory
 from bot.policy import (
     MANAGED_LABEL,
     OWNER_LABEL,
