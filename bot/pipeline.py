@@ -1,9 +1,14 @@
-"""The one path every request takes, whoever sends it (Slack command, button click, local shell):
+"""The one path every request takes, whoever sends it (Slack command, button click, local shell), in stages:
 
-    unescape → split → match command → parse → policy → resolve targets + scope → plan + engine check
-    → audit(begin) → handler → audit(end) → Outcome
+    parse    text → Parsed: unescape, split, the host named (--context), match the command, its typed request
+    admit    Parsed + actor → AdmittedRequest | Outcome: the host, the policy's grant, the Engine request
+             check of a request that names no existing object; engine-free (a Slack ack can wait for it)
+    execute  AdmittedRequest → Outcome: the host's slot, targets + scope on that engine, plan + engine check,
+             audit(begin), handler (or dry run), audit(end)
 
-Front doors only build an :class:`Actor`, call :meth:`Pipeline.handle` and render the :class:`Outcome`.
+The values between the stages are in :mod:`bot.stages`; the result is :class:`bot.outcome.Outcome`. A front
+door parses once (or builds the Parsed itself: a button, an engine event), admits, and executes the admitted
+request, possibly later and elsewhere (a worker thread; an approval). :meth:`Pipeline.handle` does all three.
 Nothing here raises: every failure becomes an Outcome with a specific message, and any unexpected exception
 is logged in full and shown as a short apology with the request ID (never a stack trace).
 """
