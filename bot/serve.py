@@ -503,9 +503,10 @@ def main(*, socket: bool, http: bool, host: str, port: int, policy: Path | None 
     try:
         pipeline = build_pipeline(settings, local.policy, auditor=local.store)
         server = _build_or_explain(settings, host=host, port=port, socket_mode=socket_mode, pipeline=pipeline)
-    except ConfigError as exc:
+    except (ConfigError, SystemExit) as exc:  # SystemExit: the wiring's one-line refusal, as the checks word it
         local.close()
-        print(f"chatdock: {exc}", file=sys.stderr)
+        line = str(exc.code) if isinstance(exc, SystemExit) else f"chatdock: {exc}"
+        print(line if line.startswith("chatdock: ") else f"chatdock: {line}", file=sys.stderr)
         return 2
     try:
         server.connect()
