@@ -24,6 +24,8 @@ Measures (one run, side by side), then a table; the exit status is 1 when a targ
    was edited (at most one edit per 3 s plus the result, within 50 a minute).
 7. replicas (bench/replicas.py): the read mix through HAProxy to two replicas on one PostgreSQL against one, and
    the ack p99 with two replicas.
+8. hosts (bench/hosts.py): ack p99 and ``ps -a`` sent → reply with a second host configured and hung, as ratios
+   against the single-host figures in the same run (within 1.2×).
 
 Everything the bench creates is named ``bench-<run>-*`` and labelled ``chatdock.bench=<run>`` (the containers
 chatdock's ``run`` makes carry ``chatdock.owner=<the bench user>``); all of it is removed at the end, also on
@@ -85,7 +87,7 @@ THROUGHPUT_MIN = 500
 PULL_REPEATS = 5
 PULL_BYTES = 52 * 1024 * 1024
 
-PHASES = ("ack", "psa", "stats", "throughput", "pull", "replicas")
+PHASES = ("ack", "psa", "stats", "throughput", "pull", "replicas", "hosts")
 
 
 # --------------------------------------------------------------------------------------------- helpers
@@ -850,6 +852,25 @@ def main(argv: list[str] | None = None) -> int:
                     ms=ms,
                     burst_size=BURST,
                     senders=SENDERS,
+                )
+            if "hosts" in phases:
+                print("measuring hosts (a second host configured and hung, against one host) ...", flush=True)
+                from bench import hosts
+
+                bench.undelivered += hosts.measure(
+                    workdir=Path(tempfile.mkdtemp(dir=workdir)),
+                    single=chatdock,
+                    start_chatdock=lambda env: Chatdock.start(
+                        workdir=Path(tempfile.mkdtemp(dir=workdir)), fake=fake, policy=policy, extra_env=env
+                    ),
+                    slack=bench.slack,
+                    report=report,
+                    burst=burst,
+                    send=SlackSide.send,
+                    percentile=percentile,
+                    ms=ms,
+                    local_url=os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock",
+                    burst_size=BURST,
                 )
             report.add(
                 "replies missing or not results",

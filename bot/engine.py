@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import threading
@@ -260,6 +261,24 @@ class Engine:
 
         return self.write(post)
 
+    def open_wait(self, container_id: str, *, condition: str, timeout: float) -> ExitWait:
+        """``POST /containers/{id}/wait?condition=...`` opened now and read later (``docker run`` registers its
+        wait before the start, so an ``--rm`` container's exit cannot be missed). Returns once the engine
+        answered the headers, i.e. once the wait is registered."""
+        api = self.api
+
+        def open_wait() -> requests.Response:
+            response: requests.Response = api._post(  # docker-py's own plumbing; stream=True: headers only
+                api._url("/containers/{0}/wait", container_id),
+                params={"condition": condition},
+                timeout=timeout,
+                stream=True,
+            )
+            api._raise_for_status(response)
+            return response
+
+        return ExitWait(self.write(open_wait))
+
     def ping(self) -> bool:
         def ping() -> bool:  # reaching ``api`` may itself fail: keep it inside ``read``
             return bool(self.api.ping())
@@ -324,6 +343,26 @@ class Engine:
 
 
 _IMAGE_ID = re.compile(r"^(?:sha256:)?[0-9a-f]{4,64}$")
+
+
+class ExitWait:
+    """A registered ``/containers/{id}/wait``: its answer is the exit status, or None when none came."""
+
+    def __init__(self, response: requests.Response) -> None:
+        self._response = response
+
+    def exit_code(self) -> int | None:
+        """The exit code, or None when the wait ran out first (or the engine went away)."""
+        try:
+            body = json.loads(self._response.content or b"{}")
+        except requests.exceptions.RequestException:  # no answer within the wait: not an error, an unknown exit
+            return None
+        finally:
+            self._response.close()
+        return int(body.get("StatusCode", -1))
+
+    def close(self) -> None:
+        self._response.close()
 
 
 def check_image_ref(ref: str) -> str:

@@ -67,6 +67,15 @@ class HostsError(Exception):
         self.source = source
         self.problems = problems
 
+    def setting_line(self) -> str:
+        """The one line start-up says about ``CHATDOCK_HOSTS`` (``serve`` and ``shell`` alike)."""
+        more = (
+            f" (and {len(self.problems) - 1} more; run `chatdock hosts check {self.source}`)"
+            if self.problems[1:]
+            else ""
+        )
+        return f"CHATDOCK_HOSTS {self.source}: {self.problems[0]}{more}"
+
 
 # -- the file --------------------------------------------------------------------------------------------
 class _Strict(BaseModel):

@@ -1,13 +1,18 @@
-"""The one path every request takes, whoever sends it (Slack command, button click, local shell):
+"""The one path every request takes, whoever sends it (Slack command, button click, local shell), in stages:
 
-    unescape → split → match command → parse → policy → resolve targets + scope → plan + engine check
-    → audit(begin) → [approval hold] → handler → audit(end) → Outcome
+    parse    text → Parsed: unescape, split, the host named (--context), match the command, its typed request
+    admit    Parsed + actor → AdmittedRequest | Outcome: the host, the policy's grant, the Engine request
+             check of a request that names no existing object; engine-free (a Slack ack can wait for it)
+    execute  AdmittedRequest → Outcome: the host's slot, targets + scope on that engine, plan + engine check,
+             audit(begin), handler (or dry run), audit(end)
 
-The approval hold (issue #13, :mod:`bot.approvals`): when an ``approve:`` rule names the admitted request, it is
-stored and the Outcome says it waits; approved later, it comes back through :meth:`Pipeline.handle` with
-``approved=`` (not parsed again, its targets and Engine requests checked against what was approved).
+An ``approve:`` rule (issue #13, :mod:`bot.approvals`) holds an admitted request at execution, before its
+handler: it is stored and the Outcome says it waits; approved later, it is admitted again for its requester and
+executed with ``approved=`` (not parsed again, its targets and Engine requests checked against what was approved).
 
-Front doors only build an :class:`Actor`, call :meth:`Pipeline.handle` and render the :class:`Outcome`.
+The values between the stages are in :mod:`bot.stages`; the result is :class:`bot.outcome.Outcome`. A front
+door parses once (or builds the Parsed itself: a button, an engine event), admits, and executes the admitted
+request, possibly later and elsewhere (a worker thread; an approval). :meth:`Pipeline.handle` does all three.
 Nothing here raises: every failure becomes an Outcome with a specific message, and any unexpected exception
 is logged in full and shown as a short apology with the request ID (never a stack trace).
 """
@@ -22,8 +27,6 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
-from pydantic import BaseModel, ConfigDict, SerializeAsAny
-
 from bot import dns
 from bot import policy as policy_rules
 from bot.approvals import REASON_USAGE, Approvals, ApprovedRun, PendingApproval, matching_rule
@@ -34,61 +37,31 @@ from bot.fanout import ALL_HOSTS, across_hosts, check_across
 from bot.flags import Flag, Grammar, Kind, plain_dash, plain_dashes
 from bot.hosts import HostSet
 from bot.models import Actor, ContainerFacts, Decision, DryRun, ImageFacts, NetworkFacts, Progress, Request, Result
+from bot.outcome import ErrorInfo, Outcome
 from bot.policy import Policy
 from bot.redact import SecretMask, SecretSink, redact_document, redact_text, redact_words
 from bot.slacktext import normalize
+from bot.stages import AdmittedRequest, Parsed
 from bot.tokenize import split_words
+
+__all__ = [  # Outcome and ErrorInfo live in bot.outcome; named here too for callers written before the split
+    "CONTEXT_USAGE",
+    "HOST_FREE",
+    "PREFIXES",
+    "AdmittedRequest",
+    "Auditor",
+    "ErrorInfo",
+    "NoAudit",
+    "Outcome",
+    "Parsed",
+    "Pipeline",
+    "new_request_id",
+]
 
 log = logging.getLogger(__name__)
 
 CONTEXT_USAGE = "[--context NAME | -c NAME] COMMAND ...  (NAME: a configured host; `context ls` lists them)"
 PREFIXES = {"/docker": (), "docker": (), "/net": ("network",), "/network": ("network",)}
-
-
-class ErrorInfo(BaseModel):
-    model_config = ConfigDict(frozen=True)
-    kind: str
-    message: str
-    usage: str | None = None
-    rule: str | None = None
-
-
-class Outcome(BaseModel):
-    """Everything a front door needs to reply, and the audit log needs to record."""
-
-    model_config = ConfigDict(frozen=True)
-    request_id: str
-    ok: bool
-    text: str
-    shown_text: str = ""
-    actor: Actor
-    command: str | None = None
-    request: SerializeAsAny[Request] | None = None
-    decision: Decision | None = None
-    result: SerializeAsAny[Result] | None = None
-    error: ErrorInfo | None = None
-    engine_request: list[dict[str, Any]] | None = None
-    host: str | None = None  # the host it ran on; None with zero configuration (one engine, never named)
-    container_ids: tuple[str, ...] = ()
-    network_ids: tuple[str, ...] = ()
-    duration_ms: float = 0.0
-    source: str = "shell"
-
-    def public(self) -> dict[str, Any]:
-        """The shell's ``--json`` shape."""
-        result = None
-        if self.result is not None:
-            result = {"kind": self.result.kind, **self.result.model_dump(mode="json")}
-        return {
-            "ok": self.ok,
-            "request_id": self.request_id,
-            "command": self.command,
-            "decision": self.decision.model_dump() if self.decision else None,
-            "result": result,
-            "error": self.error.model_dump() if self.error else None,
-            "engine_request": self.engine_request,
-            **({"host": self.host} if self.host is not None else {}),
-        }
 
 
 class Auditor(Protocol):
@@ -116,17 +89,6 @@ class NoAudit:
 
     def end(self, outcome: Outcome) -> None:
         return None
-
-
-class Parsed(BaseModel):
-    """A request as understood, before anything is resolved or run (used by front doors to ack early)."""
-
-    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
-    command: Command
-    request: SerializeAsAny[Request]
-    words: tuple[str, ...]
-    host: str | None = None  # named with --context / -c / -H (a configured host); else the channel's default
-    reason: str | None = None  # --reason "..." (approvals, issue #13)
 
 
 def new_request_id() -> str:
@@ -204,26 +166,160 @@ class Pipeline:
             command, rest = self.registry.commands["help"], command.name.split()
         return words, dry_run, host, command, rest, reason
 
-    # -- the whole path --------------------------------------------------------------------------------
-    def triage(self, text: str, actor: Actor, *, source: str = "slack") -> Parsed | Outcome:
-        """The cheap, engine-free part, for front doors that must answer within 3 s: parse, the grant, and for
-        requests that name no existing container the Engine body check (image, ports, limits, never-rules).
+    # -- the stages ------------------------------------------------------------------------------------
+    def parse(self, text: str) -> Parsed:
+        """Stage 1, text → typed request (the host named, if any). Raises UsageError / Denied: a hard refusal
+        is grammar-level. The text is normalised here, once; every later stage uses ``Parsed.words``."""
+        return self.understand(text)
 
-        Returns the parsed request when it may go ahead, or the final Outcome (usage error or denial, already
-        audited) when it may not. Targets, scope and the handler run later in :meth:`handle`.
+    def admit(
+        self,
+        parsed: Parsed | str,
+        actor: Actor,
+        *,
+        source: str = "shell",
+        request_id: str | None = None,
+        expect_states: Mapping[str, str] | None = None,
+    ) -> AdmittedRequest | Outcome:
+        """Stage 2, engine-free: the host, the policy's grant for it and, for requests that name no existing
+        container or image, the Engine request check (image, ports, limits, never-rules). Fast enough for a
+        Slack ack, and never delayed by a host that hangs.
+
+        ``parsed`` may be text, parsed here (a usage error is then a refusal like any other). Returns the
+        admitted request, or the refusal as the final Outcome, already audited.
         """
+        request_id = request_id or new_request_id()
+        started = time.monotonic()
+        if isinstance(parsed, str):
+            text = parsed
+            try:
+                parsed = self.parse(text)
+            except Exception as exc:
+                return self._refused(request_id, actor, text, source, started, exc, shown=_safe_echo(text, self.policy))
+        else:
+            text = " ".join(parsed.words)
+        shown = " ".join(redact_words(parsed.words, self.policy.redact))
         try:
-            parsed = self.understand(text)
             host = parsed.host or self.hosts.host_for_channel(actor.channel)
-            if self._decide(actor, parsed.request, host).allowed:
-                if parsed.command.plan is not None and not parsed.request.plan_reads_engine():
-                    engine = self.hosts.engine(host if host != ALL_HOSTS else self.hosts.default)
-                    bare = Context(engine=engine, actor=actor, policy=self.policy, registry=self.registry)
-                    self._plan(parsed.command, bare, parsed.request)  # Denied → handle() below says so
-                return parsed
-        except Exception:  # usage errors and parser bugs alike: handle() turns them into an Outcome (and logs bugs)
-            return self.handle(text, actor, source=source)
-        return self.handle(text, actor, source=source)
+        except Exception as exc:
+            return self._refused(request_id, actor, text, source, started, exc, shown=shown, parsed=parsed)
+        shown_host = host if self.hosts.configured else None
+        decision = self._decide(actor, parsed.request, host)
+        try:
+            if not decision.allowed:
+                raise Denied(decision.reason, rule=decision.rule)
+            if parsed.command.plan is not None and not parsed.request.plan_reads_engine():
+                self._early_plan(parsed, actor, host)
+        except Exception as exc:
+            return self._refused(
+                request_id,
+                actor,
+                text,
+                source,
+                started,
+                exc,
+                shown=shown,
+                parsed=parsed,
+                host=shown_host,
+                decision=decision,
+            )
+        return AdmittedRequest(
+            request_id=request_id,
+            actor=actor,
+            source=source,
+            text=text,
+            shown_text=shown,
+            command=parsed.command,
+            request=parsed.request,
+            host=host,
+            shown_host=shown_host,
+            decision=decision,
+            expect_states=tuple((expect_states or {}).items()),
+            reason=parsed.reason,
+        )
+
+    def execute(
+        self,
+        admitted: AdmittedRequest,
+        *,
+        progress: Callable[[Progress], None] | None = None,
+        approved: ApprovedRun | None = None,
+    ) -> Outcome:
+        """Stage 3: take the host's slot, resolve the targets on it (scope, the state a button saw, DNS names),
+        check the Engine requests, audit, run the handler (or show the dry run), audit the end. ``progress`` is
+        called as a long handler (a pull) advances; front doors show it while the request runs."""
+        started = time.monotonic()
+        command, request, host = admitted.command, admitted.request, admitted.host
+        secrets = SecretSink(self.policy.redact)
+        decision = admitted.decision
+        begun = False
+        result: Result | None = None
+        error: ErrorInfo | None = None
+        engine_request: list[dict[str, Any]] | None = None
+        container_ids: tuple[str, ...] = ()
+        network_ids: tuple[str, ...] = ()
+        slot = contextlib.ExitStack()
+        try:
+            if host == ALL_HOSTS:
+                check_across(command)  # each host's share takes that host's slot
+            elif command.name not in HOST_FREE:
+                slot.enter_context(self.hosts.slot(host))  # a hung host holds only its own slots
+            ctx = self._context(admitted.actor, request, secrets, progress=progress, host=host)
+            _check_states(ctx, dict(admitted.expect_states) if admitted.expect_states else None)
+            if approved is not None:  # approvals (issue #13): same containers, states and images as approved
+                approved.check(ctx, request)
+            container_ids = tuple(c.id for c in ctx.containers.values())
+            network_ids = tuple(n.id for n in ctx.networks.values())
+            calls = self._plan(command, ctx, request)
+            if calls is not None:
+                engine_request = redact_document([call.as_dict() for call in calls], self.policy.redact)
+            if approved is not None:  # approvals (issue #13): the very Engine requests the approvers saw
+                approved.check_plan(engine_request)
+            self._begin(admitted.request_id, admitted.actor, admitted.source, admitted.shown_text, admitted)
+            begun = True
+            if request.dry_run:
+                preview = command.preview
+                result = DryRun(
+                    summary=f"would run `{admitted.shown_text}`{_on_host(admitted.shown_host)}: {decision.reason}",
+                    engine_requests=tuple(engine_request or ()),
+                    lines=preview(ctx, request) if preview is not None else (),
+                )
+            elif approved is None and (held := self._hold(admitted, ctx, engine_request)):
+                result = held  # approvals (issue #13): an `approve:` rule names it; it waits for other people
+            else:
+                run = across_hosts(command) if host == ALL_HOSTS else command.execute
+                result = run(ctx, request)
+        except Exception as exc:
+            error, refusal = self._error(exc, admitted.request_id, command=command)
+            decision = refusal or decision
+        slot.close()
+        mask = secrets.mask()
+        if mask:
+            result, error = _masked(mask, result, error)
+            if engine_request:
+                engine_request = mask.apply(engine_request)
+        outcome = Outcome(
+            request_id=admitted.request_id,
+            ok=error is None and _result_ok(result),
+            text=admitted.text,
+            shown_text=admitted.shown_text,
+            actor=admitted.actor,
+            command=command.name,
+            request=request,
+            decision=decision,
+            result=result,
+            error=error,
+            engine_request=engine_request,
+            host=admitted.shown_host,
+            container_ids=container_ids,
+            network_ids=network_ids,
+            duration_ms=round((time.monotonic() - started) * 1000, 1),
+            source=admitted.source,
+        )
+        if not begun:
+            self._begin(admitted.request_id, admitted.actor, admitted.source, admitted.shown_text, outcome)
+        self.auditor.end(outcome)
+        return outcome
 
     def handle(
         self,
@@ -236,108 +332,19 @@ class Pipeline:
         progress: Callable[[Progress], None] | None = None,
         approved: ApprovedRun | None = None,
     ) -> Outcome:
-        """Run ``text`` for ``actor``. ``expect_states`` (container ID → state, from a button) refuses the
-        request if a container changed since the message the button belongs to was drawn. ``progress`` is
-        called as a long handler (a pull) advances; front doors show it while the request runs. ``approved``: a
-        stored request approved by others (:mod:`bot.approvals`), run as stored (not parsed again) if what it
-        touches is unchanged."""
-        request_id = request_id or new_request_id()
-        started = time.monotonic()
-        state: dict[str, Any] = {"shown_text": _safe_echo(text, self.policy)}
-        secrets = SecretSink(self.policy.redact)
-        begun = False
-        result: Result | None = None
-        error: ErrorInfo | None = None
-        slot = contextlib.ExitStack()
-        try:
-            parsed = approved.parsed if approved is not None else self.understand(text)
-            host = parsed.host or self.hosts.host_for_channel(actor.channel)
-            state.update(
-                command=parsed.command.name,
-                request=parsed.request,
-                shown_text=" ".join(redact_words(parsed.words, self.policy.redact)),
-                host=host if self.hosts.configured else None,
-            )
-            decision = self._decide(actor, parsed.request, host)
-            state["decision"] = decision
-            if not decision.allowed:
-                raise Denied(decision.reason, rule=decision.rule)
-            if host == ALL_HOSTS:
-                check_across(parsed.command)  # each host's share takes that host's slot
-            elif parsed.command.name not in HOST_FREE:
-                slot.enter_context(self.hosts.slot(host))  # a hung host holds only its own slots
-            ctx = self._context(actor, parsed.request, secrets, progress=progress, host=host)
-            _check_states(ctx, expect_states)
-            if approved is not None:  # approvals (issue #13): same containers, states and images as approved
-                approved.check(ctx, parsed.request)
-            state.update(
-                container_ids=tuple(c.id for c in ctx.containers.values()),
-                network_ids=tuple(n.id for n in ctx.networks.values()),
-            )
-            calls = self._plan(parsed.command, ctx, parsed.request)
-            if calls is not None:
-                state["engine_request"] = redact_document([call.as_dict() for call in calls], self.policy.redact)
-            if approved is not None:  # approvals (issue #13): the very Engine requests the approvers saw
-                approved.check_plan(state.get("engine_request"))
-            self.auditor.begin(
-                request_id=request_id,
-                actor=actor,
-                text=state["shown_text"],
-                source=source,
-                command=parsed.command.name,
-                request=_dump(parsed.request),
-                decision=decision,
-                **_host_column(state.get("host")),
-            )
-            begun = True
-            if parsed.request.dry_run:
-                preview = parsed.command.preview
-                result = DryRun(
-                    summary=f"would run `{state['shown_text']}`{_on_host(state.get('host'))}: {decision.reason}",
-                    engine_requests=tuple(state.get("engine_request") or ()),
-                    lines=preview(ctx, parsed.request) if preview is not None else (),
-                )
-            elif approved is None and (held := self._hold(request_id, actor, parsed, host, ctx, state, source)):
-                result = held  # approvals (issue #13): an `approve:` rule names it; it waits for other people
-            else:
-                execute = across_hosts(parsed.command) if host == ALL_HOSTS else parsed.command.execute
-                result = execute(ctx, parsed.request)
-        except Denied as exc:
-            state["decision"] = Decision(allowed=False, rule=exc.rule, reason=exc.message)
-            error = ErrorInfo(kind=exc.kind, message=exc.message, rule=exc.rule)
-        except UsageError as exc:
-            usage = exc.usage
-            if usage is None and state.get("command"):
-                usage = self.registry.commands[state["command"]].grammar.usage
-            error = ErrorInfo(kind=exc.kind, message=exc.message, usage=usage)
-        except ChatdockError as exc:
-            error = ErrorInfo(kind=exc.kind, message=exc.message)
-        except Exception:
-            log.exception("request %s failed unexpectedly", request_id)
-            error = ErrorInfo(
-                kind="internal",
-                message=f"chatdock hit an internal error (request {request_id}); the details are in its log",
-            )
-        slot.close()
-        mask = secrets.mask()
-        if mask:
-            result, error = _masked(mask, result, error)
-            if state.get("engine_request"):
-                state["engine_request"] = mask.apply(state["engine_request"])
-        outcome = self._outcome(request_id, actor, text, source, started, state, result=result, error=error)
-        if not begun:
-            self.auditor.begin(
-                request_id=request_id,
-                actor=actor,
-                text=outcome.shown_text,
-                source=source,
-                command=outcome.command,
-                request=_dump(state.get("request")),
-                decision=outcome.decision,
-                **_host_column(outcome.host),
-            )
-        self.auditor.end(outcome)
-        return outcome
+        """Run ``text`` for ``actor``: parse, admit and execute in one call (the shell, tests). ``expect_states``
+        (container ID → state, from a button) refuses the request if a container changed since the message the
+        button belongs to was drawn. ``approved``: a stored request approved by others (:mod:`bot.approvals`),
+        admitted again for its requester and run as stored (never parsed again) if what it touches is unchanged."""
+        source_of = approved.parsed if approved is not None else text
+        admitted = self.admit(source_of, actor, source=source, request_id=request_id, expect_states=expect_states)
+        if isinstance(admitted, Outcome):
+            return admitted
+        return self.execute(admitted, progress=progress, approved=approved)
+
+    def triage(self, text: str, actor: Actor, *, source: str = "slack") -> AdmittedRequest | Outcome:
+        """The admit stage on text (callers written before the stages had names)."""
+        return self.admit(text, actor, source=source)
 
     def refuse(
         self, text: str, actor: Actor, *, source: str, rule: str, message: str, request_id: str | None = None
@@ -367,6 +374,15 @@ class Pipeline:
         self.auditor.end(outcome)
         return outcome
 
+    def refused(
+        self, text: str, actor: Actor, exc: Exception, *, source: str, request_id: str | None = None
+    ) -> Outcome:
+        """Audit a request that could not be built (a button naming a host no longer configured) and say why."""
+        started = time.monotonic()
+        return self._refused(
+            request_id or new_request_id(), actor, text, source, started, exc, shown=_safe_echo(text, self.policy)
+        )
+
     def record_delivery(self, request_id: str, status: str) -> None:
         """Note how the reply to ``request_id`` went out, if the auditor keeps that (an AuditStore does)."""
         record = getattr(self.auditor, "record_delivery", None)
@@ -377,34 +393,119 @@ class Pipeline:
         except Exception:
             log.exception("request %s: could not record its delivery (%s)", request_id, status)
 
-    # -- approvals (issue #13) -------------------------------------------------------------------------
-    def _hold(
+    # -- stage helpers ---------------------------------------------------------------------------------
+    def _early_plan(self, parsed: Parsed, actor: Actor, host: str) -> None:
+        """The Engine request check for a request whose body reads nothing from the engine (``run``,
+        ``pull``, ``network create``): its denial is known at admission. Only a denial counts here; anything
+        else (a target that must be read first) is found again, and said, at execution."""
+        engine = self.hosts.engine(host if host in self.hosts.hosts else self.hosts.default)
+        bare = Context(engine=engine, actor=actor, policy=self.policy, registry=self.registry)
+        try:
+            self._plan(parsed.command, bare, parsed.request)
+        except Denied:
+            raise
+        except Exception:
+            log.debug("the early Engine request check could not run; execution checks it", exc_info=True)
+
+    def _error(self, exc: Exception, request_id: str, *, command: Command | None) -> tuple[ErrorInfo, Decision | None]:
+        """An exception as the reply's error (and, for a denial, the decision that says so)."""
+        if isinstance(exc, Denied):
+            return ErrorInfo(kind=exc.kind, message=exc.message, rule=exc.rule), Decision(
+                allowed=False, rule=exc.rule, reason=exc.message
+            )
+        if isinstance(exc, UsageError):
+            usage = exc.usage if exc.usage is not None or command is None else command.grammar.usage
+            return ErrorInfo(kind=exc.kind, message=exc.message, usage=usage), None
+        if isinstance(exc, ChatdockError):
+            return ErrorInfo(kind=exc.kind, message=exc.message), None
+        log.error("request %s failed unexpectedly", request_id, exc_info=exc)
+        message = f"chatdock hit an internal error (request {request_id}); the details are in its log"
+        return ErrorInfo(kind="internal", message=message), None
+
+    def _refused(
         self,
         request_id: str,
         actor: Actor,
-        parsed: Parsed,
-        host: str,
-        ctx: Context,
-        state: Mapping[str, Any],
+        text: str,
         source: str,
+        started: float,
+        exc: Exception,
+        *,
+        shown: str,
+        parsed: Parsed | None = None,
+        host: str | None = None,
+        decision: Decision | None = None,
+    ) -> Outcome:
+        """A request that ends before execution (usage error, denial), as its final Outcome, audited."""
+        error, refusal = self._error(exc, request_id, command=parsed.command if parsed else None)
+        outcome = Outcome(
+            request_id=request_id,
+            ok=False,
+            text=text,
+            shown_text=shown,
+            actor=actor,
+            command=parsed.command.name if parsed else None,
+            request=parsed.request if parsed else None,
+            decision=refusal or decision,
+            error=error,
+            host=host,
+            duration_ms=round((time.monotonic() - started) * 1000, 1),
+            source=source,
+        )
+        self._begin(request_id, actor, source, shown, outcome)
+        self.auditor.end(outcome)
+        return outcome
+
+    def _begin(self, request_id: str, actor: Actor, source: str, shown: str, about: AdmittedRequest | Outcome) -> None:
+        """The audit's first write: before the handler runs, or with the outcome of a request that did not."""
+        if isinstance(about, AdmittedRequest):
+            command: str | None = about.command.name
+            request: Request | None = about.request
+            decision: Decision | None = about.decision
+            host = about.shown_host
+        else:
+            command, request, decision, host = about.command, about.request, about.decision, about.host
+        self.auditor.begin(
+            request_id=request_id,
+            actor=actor,
+            text=shown,
+            source=source,
+            command=command,
+            request=_dump(request),
+            decision=decision,
+            **_host_column(host),
+        )
+
+    # -- approvals (issue #13) -------------------------------------------------------------------------
+    def _hold(
+        self, admitted: AdmittedRequest, ctx: Context, engine_request: list[dict[str, Any]] | None
     ) -> PendingApproval | None:
         """The admitted request, stored to wait for approval when an ``approve:`` rule names it (else None)."""
-        if not self.policy.approve or host == ALL_HOSTS or parsed.command.name in ("approvals", "help"):
+        command, host = admitted.command, admitted.host
+        if not self.policy.approve or host == ALL_HOSTS or command.name in ("approvals", "help"):
             return None
         if self.approvals is None:
-            if matching_rule(self.policy, parsed.request, self.host_ref(host)) is not None:
+            if matching_rule(self.policy, admitted.request, self.host_ref(host)) is not None:
                 raise Denied("this request needs approval, but this chatdock keeps no approvals store", rule="approve")
             return None
+        parsed = Parsed(
+            command=command,
+            request=admitted.request,
+            words=tuple(admitted.shown_text.split()),
+            host=host,
+            reason=admitted.reason,
+        )
+        state = {"shown_text": admitted.shown_text, "host": admitted.shown_host, "engine_request": engine_request}
         return self.approvals.hold(
             policy=self.policy,
-            actor=actor,
+            actor=admitted.actor,
             parsed=parsed,
             host=host,
             host_ref=self.host_ref(host),
             ctx=ctx,
             state=state,
-            request_id=request_id,
-            source=source,
+            request_id=admitted.request_id,
+            source=admitted.source,
         )
 
     # -- steps -----------------------------------------------------------------------------------------
@@ -549,37 +650,6 @@ class Pipeline:
         if refused is not None:
             raise Denied(refused.reason, rule=refused.rule)
         return calls
-
-    def _outcome(
-        self,
-        request_id: str,
-        actor: Actor,
-        text: str,
-        source: str,
-        started: float,
-        state: dict[str, Any],
-        *,
-        result: Result | None = None,
-        error: ErrorInfo | None = None,
-    ) -> Outcome:
-        return Outcome(
-            request_id=request_id,
-            ok=error is None and _result_ok(result),
-            text=text,
-            shown_text=state.get("shown_text", ""),
-            actor=actor,
-            command=state.get("command"),
-            request=state.get("request"),
-            decision=state.get("decision"),
-            result=result,
-            error=error,
-            engine_request=state.get("engine_request"),
-            host=state.get("host"),
-            container_ids=state.get("container_ids", ()),
-            network_ids=state.get("network_ids", ()),
-            duration_ms=round((time.monotonic() - started) * 1000, 1),
-            source=source,
-        )
 
 
 def _result_ok(result: Result | None) -> bool:

@@ -49,8 +49,8 @@ from pydantic import (
 )
 
 from bot.errors import UsageError
-from bot.humanize import parse_memory
 from bot.models import Actor, ContainerFacts, Decision, NetworkFacts, Request
+from bot.parse_values import parse_memory
 
 MANAGED_LABEL = "chatdock.managed"
 OWNER_LABEL = "chatdock.owner"

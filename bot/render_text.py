@@ -26,7 +26,7 @@ from bot.models import (
     StatsView,
     TextOutput,
 )
-from bot.pipeline import Outcome
+from bot.outcome import Outcome
 from bot.render_services import service_change_text
 from bot.services import ServiceChange, ServiceInspection
 

@@ -519,9 +519,10 @@ def main(*, socket: bool, http: bool, host: str, port: int, policy: Path | None 
         except SystemExit as exc:  # wiring's one-line refusals (CHATDOCK_SELF_CONTAINER, CHATDOCK_HOSTS)
             raise ConfigError(str(exc.code).removeprefix("chatdock: ")) from None
         server = _build_or_explain(settings, host=host, port=port, socket_mode=socket_mode, pipeline=pipeline)
-    except ConfigError as exc:
+    except (ConfigError, SystemExit) as exc:  # SystemExit: the wiring's one-line refusal, as the checks word it
         local.close()
-        print(f"chatdock: {exc}", file=sys.stderr)
+        line = str(exc.code) if isinstance(exc, SystemExit) else f"chatdock: {exc}"
+        print(line if line.startswith("chatdock: ") else f"chatdock: {line}", file=sys.stderr)
         return 2
     try:
         server.connect()

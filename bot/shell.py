@@ -17,8 +17,9 @@ from collections.abc import Iterable, Iterator
 from typing import TextIO
 
 from bot import wording
-from bot.models import Actor, ExecOutcome, Progress, RunOutcome
-from bot.pipeline import Outcome, Pipeline
+from bot.models import Actor, ExecOutcome, Progress, Request, RunOutcome
+from bot.outcome import Outcome
+from bot.pipeline import Pipeline
 from bot.render_text import progress_text, render
 
 PROMPT = "chatdock> "
@@ -109,6 +110,11 @@ def waiting_line(pipeline: Pipeline, text: str) -> str | None:
         request = pipeline.understand(text).request
     except Exception:
         return None
+    return waiting_for(pipeline, request)
+
+
+def waiting_for(pipeline: Pipeline, request: Request) -> str | None:
+    """What an admitted request will wait for (nothing for a dry run)."""
     if request.dry_run:
         return None
     return wording.waiting(request, run_timeout=pipeline.run_timeout, exec_timeout=pipeline.exec_timeout)
@@ -166,10 +172,14 @@ def run_lines(
             continue
         if text in ("exit", "quit"):
             break
-        with progress(waiting_line(pipeline, text), stream=status or sys.stderr):
-            bar = ProgressDisplay(sys.stderr)
-            outcome = pipeline.handle(text, actor, source="shell", progress=bar.show)
-            bar.close()
+        admitted = pipeline.admit(text, actor, source="shell")  # parsed once; a refusal is the outcome
+        if isinstance(admitted, Outcome):
+            outcome = admitted
+        else:
+            with progress(waiting_for(pipeline, admitted.request), stream=status or sys.stderr):
+                bar = ProgressDisplay(sys.stderr)
+                outcome = pipeline.execute(admitted, progress=bar.show)
+                bar.close()
         emit(outcome, as_json=as_json, out=out)
         named = None if outcome.ok or outcome.command else pipeline.command_name(text)
         exit_code = exit_status(outcome, named) or exit_code

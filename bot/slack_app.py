@@ -45,11 +45,13 @@ from typing import Any, Protocol
 from slack_bolt import Ack, App, BoltRequest
 from slack_sdk import WebClient
 
+from bot.buttons import BUTTON_COMMANDS, STATE_CHANGING, button_request, button_words
 from bot.config import Settings
+from bot.errors import ChatdockError
 from bot.models import Actor, Progress
+from bot.outcome import Outcome
 from bot.periodic import Periodic
-from bot.pipeline import Outcome, Parsed, Pipeline, new_request_id
-from bot.redact import redact_words
+from bot.pipeline import Pipeline, new_request_id
 from bot.render_blocks import (
     ACTION_ID_PREFIX,
     STATE_BUTTONS,
@@ -61,19 +63,12 @@ from bot.render_blocks import (
 )
 from bot.render_services import is_service_action, service_click_text
 from bot.respond import Deliverer, api_error
+from bot.stages import AdmittedRequest
 
 log = logging.getLogger(__name__)
 
 COMMANDS = {"/docker": "", "/net": "/net "}  # slash command → what goes before its text for the pipeline
-BUTTON_VERBS = {
-    "stop": "stop",
-    "start": "start",
-    "restart": "restart",
-    "rm": "rm",
-    "logs": "logs --tail 50",
-    "rmi": "rmi",  # the value carries the image's full ID
-}
-STATE_CHANGING = frozenset({"stop", "start", "restart", "rm", "rmi"})
+BUTTON_VERBS = frozenset(BUTTON_COMMANDS)
 
 # Words only this front door says (everything else is rendered from an Outcome by bot.render_blocks).
 BUTTON_INVALID = "This button is not valid (it may be from an older chatdock, or altered); nothing was done."
@@ -377,49 +372,44 @@ class _Listeners:
         if response_url:
             self.deliverer.response_urls.note(response_url, issued_at=received)
         try:
-            triaged: Parsed | Outcome = self.pipeline.triage(text, actor, source="slack")
-            if isinstance(triaged, Outcome):
-                _ack(ack, render_message(triaged))
-                self.pipeline.record_delivery(triaged.request_id, "ack")
+            admitted = self.pipeline.admit(text, actor, source="slack", request_id=request_id)
+            if isinstance(admitted, Outcome):
+                _ack(ack, render_message(admitted))
+                self.pipeline.record_delivery(admitted.request_id, "ack")
                 self._settle(request_id)
                 return
-        except Exception:  # triage promises not to raise; the user still gets an answer in time
-            log.exception("request %s: triage failed", request_id)
+        except Exception:  # admit promises not to raise; the user still gets an answer in time
+            log.exception("request %s: admission failed", request_id)
             _ack(ack, _notice(internal_error(request_id)))
             self._settle(request_id)
             return
-        quick_read = triaged.command.plan is None and not triaged.command.slow
-        if not quick_read:
+        if not admitted.quick_read:
             # mutating or slow: the typed command goes into the channel's history at once
-            shown = " ".join(redact_words(triaged.words, self.pipeline.policy.redact))
-            hosts = self.pipeline.hosts
-            host = (triaged.host or hosts.host_for_channel(actor.channel)) if hosts.configured else None
-            _ack(ack, render_ack(shown, actor.user, request_id, host=host))
+            _ack(ack, render_ack(admitted.shown_text, actor.user, request_id, host=admitted.shown_host))
         else:
             ack()  # a quick read: its in-channel result (naming who asked) follows in a moment
         self._submit(
             self._run_command,
-            executor=self.read_executor if quick_read else self.executor,
-            text=text,
-            actor=actor,
-            request_id=request_id,
+            executor=self.read_executor if admitted.quick_read else self.executor,
+            admitted=admitted,
             response_url=response_url,
             received=received,
         )
 
-    def _run_command(
-        self, *, text: str, actor: Actor, request_id: str, response_url: str | None, received: float
-    ) -> None:
+    def _run_command(self, *, admitted: AdmittedRequest, response_url: str | None, received: float) -> None:
+        """The worker's part: execute the request admitted at the ack (never parsed or decided again)."""
+        actor, request_id = admitted.actor, admitted.request_id
         live = self.deliverer.live(actor.channel, interval=self.progress_interval)
         latest: list[Progress] = []
 
         def progress(step: Progress) -> None:
             latest[:] = [step]
-            shown = " ".join(redact_words(text.split(), self.pipeline.policy.redact))
-            live.show(lambda: render_progress(step, shown_text=shown, user=actor.user, request_id=request_id))
+            live.show(
+                lambda: render_progress(step, shown_text=admitted.shown_text, user=actor.user, request_id=request_id)
+            )
 
         try:
-            outcome = self.pipeline.handle(text, actor, source="slack", request_id=request_id, progress=progress)
+            outcome = self.pipeline.execute(admitted, progress=progress)
             pending = self.desk.pending_message(outcome) if self.desk is not None else None  # approvals (#13)
             message = pending or render_message(outcome)
         except Exception:
@@ -513,16 +503,22 @@ class _Listeners:
             return
         changing = verb in STATE_CHANGING
         try:
-            outcome = self.pipeline.handle(
+            # logs only needs the container to exist; actions need it unchanged since the message was drawn
+            # (an image has no state to compare: the engine refuses one in use, and the policy is asked again)
+            expect = None if verb == "rmi" else {container_id: state if changing else ""}
+            try:
                 # the host the message came from, whatever the channel's default is now
-                (f"--context {host} " if host else "") + f"{BUTTON_VERBS[verb]} {container_id}",
-                actor,
-                source="button",
-                request_id=request_id,
-                # logs only needs the container to exist; actions need it unchanged since the message was drawn
-                # (an image has no state to compare: the engine refuses one in use, and the policy is asked again)
-                expect_states=None if verb == "rmi" else {container_id: state if changing else ""},
-            )
+                parsed = button_request(
+                    self.pipeline.registry, self.pipeline.hosts, action=verb, target=container_id, host=host
+                )
+            except ChatdockError as exc:
+                text = " ".join(button_words(verb, container_id, host))
+                outcome = self.pipeline.refused(text, actor, exc, source="button", request_id=request_id)
+            else:
+                admitted = self.pipeline.admit(
+                    parsed, actor, source="button", request_id=request_id, expect_states=expect
+                )
+                outcome = admitted if isinstance(admitted, Outcome) else self.pipeline.execute(admitted)
             pending = self.desk.pending_message(outcome) if self.desk is not None else None  # approvals (#13)
             if pending is not None:
                 message, replace = pending, False
@@ -669,8 +665,9 @@ def _button_text(action: Mapping[str, Any]) -> str:
         verb, container_id, _state, host = parse_button(str(action.get("value", "")))
     except ValueError:
         return "(a button that is not valid)"
-    on_host = f"--context {host} " if host else ""
-    return f"{on_host}{BUTTON_VERBS.get(verb, verb)} {container_id}"
+    if verb not in BUTTON_COMMANDS:
+        return "(a button that is not valid)"
+    return " ".join(button_words(verb, container_id, host))
 
 
 def _ack(ack: Ack, message: SlackMessage) -> None:

@@ -3,7 +3,8 @@
 ``chatdock serve`` and ``chatdock shell`` both call :func:`read_settings` and :func:`check_local`, so the same
 bad setting is named the same way by both. The checks need nothing from Slack and run before it is contacted:
 the environment's values (each malformed variable, by its name), the HTTP port (valid and free; ``serve``
-only), the policy file (every problem in it), the audit log (``CHATDOCK_DB`` opens), and the Docker engine. An
+only), the policy file (every problem in it), the audit log (``CHATDOCK_DB`` opens), the hosts file
+(``CHATDOCK_HOSTS``: its first problem), ``CHATDOCK_SELF_CONTAINER`` (names a container), and the Docker engine. An
 engine that does not answer is a warning, not an error: chatdock starts, ``/healthz`` says 503, and commands
 fail with a clear message until the engine is back (a malformed ``DOCKER_HOST`` is an error). Lines never hold a
 secret: the values of token settings are never shown.
@@ -22,8 +23,10 @@ from bot.audit import AuditStore
 from bot.config import Settings
 from bot.engine import Engine
 from bot.errors import ChatdockError, EngineUnavailable
+from bot.hosts import HostsError, load_hosts_file
+from bot.own_container import SelfContainerError, find_own_container
 from bot.policy import Policy, PolicyError, policy_warnings
-from bot.wiring import load_policy, open_store
+from bot.wiring import SELF_LOOKUP_TIMEOUT, load_policy, open_store
 
 SECRET_FIELDS = frozenset({"slack_bot_token", "slack_signing_secret", "slack_app_token"})
 ENGINE_CHECK_TIMEOUT = 5.0  # seconds: an engine that has not answered by then is reported, not waited for
@@ -93,10 +96,39 @@ def check_local(
             check.store = open_store(settings, check.policy or Policy())
         except SystemExit as exc:  # the wiring's one-line refusal, already naming the log
             check.errors.append(f"CHATDOCK_DB: {str(exc.code).removeprefix('chatdock: ')}")
+    check.errors += hosts_problems(settings)
     engine_error, engine_warning = engine_problems(settings)
     check.errors += engine_error
     check.warnings += engine_warning
+    if not engine_error:
+        check.errors += self_container_problems(settings)
     return check
+
+
+def hosts_problems(settings: Settings) -> list[str]:
+    """``CHATDOCK_HOSTS``: the file's first problem, worded as the wiring would stop on it (no connection)."""
+    if settings.hosts is None:
+        return []
+    try:
+        load_hosts_file(settings.hosts)
+    except HostsError as exc:
+        return [exc.setting_line()]
+    return []
+
+
+def self_container_problems(settings: Settings) -> list[str]:
+    """``CHATDOCK_SELF_CONTAINER`` that names no container is an error (an engine that does not answer is not:
+    the name is then protected as given, with a warning when the pipeline is built)."""
+    if not settings.self_container:
+        return []
+    engine = Engine(base_url=settings.docker_host, timeout=min(SELF_LOOKUP_TIMEOUT, settings.docker_timeout))
+    try:
+        find_own_container(engine=engine, setting=settings.self_container)
+    except SelfContainerError as exc:
+        return [str(exc)]
+    finally:
+        engine.close()
+    return []
 
 
 def port_problems(host: str, port: int) -> list[str]:

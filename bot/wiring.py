@@ -81,10 +81,7 @@ def load_hosts(settings: Settings, *, pool_size: int) -> HostSet | None:
     try:
         config = load_hosts_file(settings.hosts)
     except HostsError as exc:
-        more = (
-            f" (and {len(exc.problems) - 1} more; run `chatdock hosts check {exc.source}`)" if exc.problems[1:] else ""
-        )
-        raise SystemExit(f"chatdock: CHATDOCK_HOSTS {exc.source}: {exc.problems[0]}{more}") from None
+        raise SystemExit(f"chatdock: {exc.setting_line()}") from None
     return HostSet(config, timeout=settings.docker_timeout, pool_size=pool_size, workers=max(4, settings.workers // 2))
 
 

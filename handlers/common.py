@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from bot import humanize
+from bot import humanize, parse_values
 from bot.commands import Context
 from bot.errors import ChatdockError, Conflict, Denied, NotFound, UsageError
 from bot.models import ActionItem, ContainerFacts, ContainerView
@@ -59,7 +59,7 @@ def view_from_inspect(data: dict[str, Any], *, now: float | None = None) -> Cont
     path = data.get("Path", "")
     args = data.get("Args") or []
     command = " ".join([path, *args]).strip()
-    created = humanize.parse_docker_time(str(data.get("Created", "")))
+    created = parse_values.parse_docker_time(str(data.get("Created", "")))
     ports = (data.get("NetworkSettings") or {}).get("Ports") or {}
     return ContainerView(
         id=data["Id"],

@@ -6,7 +6,7 @@ import re
 import time
 from typing import Any
 
-from bot import humanize
+from bot import humanize, parse_values
 from bot.commands import Command, Context, EngineCall
 from bot.engine import KILL_WAIT, MAX_STOP_TIMEOUT
 from bot.errors import NotFound, UsageError
@@ -317,9 +317,9 @@ def build_logs(parsed: Parsed) -> LogsRequest:
     since: int | None = None
     note = ""
     if since_text is not None:
-        since = humanize.parse_since(since_text, time.time())
+        since = parse_values.parse_since(since_text, time.time())
         since = since if since > 0 else None  # at or before 1970: every line, as docker prints
-        note = humanize.since_zone_note(since_text)
+        note = parse_values.since_zone_note(since_text)
     return LogsRequest(target=target, tail=tail, since=since, since_note=note, timestamps=parsed.flag("timestamps"))
 
 

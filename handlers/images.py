@@ -24,7 +24,7 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from bot import humanize
+from bot import humanize, parse_values
 from bot.commands import Command, Context, EngineCall
 from bot.engine import check_image_ref, translate
 from bot.errors import ChatdockError, EngineError, NotFound, UsageError
@@ -388,7 +388,7 @@ def build_prune(parsed: Parsed) -> PruneRequest:
     filters = _filters(parsed.many("filter"), usage=PRUNE_USAGE, allowed=PRUNE_FILTERS)
     for key, value in filters:
         if key == "until":
-            humanize.parse_since(value, time.time())  # a bad value is a usage error now, not at run time
+            parse_values.parse_since(value, time.time())  # a bad value is a usage error now, not at run time
     return PruneRequest(all=parsed.flag("all"), filters=filters, dry_run=parsed.flag("dry_run"))
 
 
@@ -400,7 +400,7 @@ def prune_candidates(ctx: Context, request: PruneRequest) -> list[ImageFacts]:
     items = ctx.engine.read(ctx.engine.api.images, filters={k: v for k, v in filters.items() if v})
     used = {str(c.get("ImageID", "")) for c in ctx.engine.read(ctx.engine.api.containers, all=True)}
     now = time.time()
-    cutoffs = [humanize.parse_since(v, now) for k, v in request.filters if k == "until"]
+    cutoffs = [parse_values.parse_since(v, now) for k, v in request.filters if k == "until"]
     chosen = []
     for item in items:
         if str(item["Id"]) in used:

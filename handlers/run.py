@@ -16,21 +16,18 @@ Decisions worth knowing:
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import re
 import threading
 import time
 from typing import Any
 
-import requests
-
 from bot.commands import Command, Context, EngineCall
 from bot.engine import KILL_WAIT, MAX_STOP_TIMEOUT, REF_PATTERN
 from bot.errors import ChatdockError, Denied, EngineError, EngineUnavailable, NotFound, UsageError
 from bot.flags import Flag, Grammar, Kind, Parsed, Refused
-from bot.humanize import parse_cpus, parse_memory
 from bot.models import ContainerView, PullOutcome, Request, RunOutcome
+from bot.parse_values import parse_cpus, parse_memory
 from bot.policy import (
     MANAGED_LABEL,
     OWNER_LABEL,
@@ -395,18 +392,7 @@ class _Watch:
         self._trimmed = False
         condition = "removed" if rm else "next-exit"
 
-        def open_wait() -> requests.Response:
-            # stream=True: returns once the engine answered the headers, i.e. once the wait is registered
-            response: requests.Response = api._post(
-                api._url("/containers/{0}/wait", container_id),
-                params={"condition": condition},
-                timeout=ctx.run_timeout,
-                stream=True,
-            )
-            api._raise_for_status(response)
-            return response
-
-        self._wait = ctx.engine.write(open_wait)
+        self._wait = ctx.engine.open_wait(container_id, condition=condition, timeout=ctx.run_timeout)
         try:
             self._output = ctx.engine.write(api.attach, container_id, stdout=True, stderr=True, stream=True, logs=False)
         except ChatdockError:
@@ -428,13 +414,7 @@ class _Watch:
 
     def exit_code(self) -> int | None:
         """The exit code, or None when the run outlived the wait (``CHATDOCK_RUN_TIMEOUT``)."""
-        try:
-            body = json.loads(self._wait.content or b"{}")
-        except requests.exceptions.RequestException:  # no answer within the wait (or the engine went away)
-            return None
-        finally:
-            self._wait.close()
-        return int(body.get("StatusCode", -1))
+        return self._wait.exit_code()
 
     def output(self, *, wait: float) -> tuple[str, bool]:
         """The output so far (the end of it when long), once the stream ended or ``wait`` seconds passed."""

@@ -18,6 +18,7 @@ import pytest
 
 from bot import audit
 from bot.audit import AuditStore, SqliteAudit, open_audit, parse_since, scrub
+from bot.audit import base as audit_base
 from bot.cli import main as cli_main
 from bot.config import Settings
 from bot.models import Actor, RunOutcome
@@ -307,7 +308,7 @@ def test_export_json_lines_since_and_channel(
     pipeline = make_pipeline(engine, team_policy, auditor=store, history=store.recent)
     three_days_ago = time.time() - 3 * 86400
     with monkeypatch.context() as patch:
-        patch.setattr(audit, "_now", lambda: three_days_ago)
+        patch.setattr(audit_base, "now", lambda: three_days_ago)  # the clock every audit module reads
         old = pipeline.handle("help", Actor(user="U1", channel="C1"))
     recent_c1 = pipeline.handle("help ps", Actor(user="U2", channel="C1"))
     recent_c2 = pipeline.handle("nosuchcommand", Actor(user="U3", channel="C2"))
