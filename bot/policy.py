@@ -47,6 +47,7 @@ from pydantic import (
 from bot.errors import UsageError
 from bot.humanize import parse_memory
 from bot.models import Actor, ContainerFacts, Decision, NetworkFacts, Request
+from bot.notify_routes import Route
 
 MANAGED_LABEL = "chatdock.managed"
 OWNER_LABEL = "chatdock.owner"
@@ -97,7 +98,7 @@ class _Strict(BaseModel):
 
 _LIST_FIELDS = frozenset(
     {"commands", "include", "users", "groups", "channels", "teams", "names", "protect"}
-    | {"grants", "images", "ports", "redact"}
+    | {"grants", "images", "ports", "redact", "notify"}
 )
 _MAPPING_FIELDS = frozenset({"roles", "labels", "host_labels"})
 
@@ -202,6 +203,7 @@ class Policy(_Strict):
     redact: tuple[str, ...] = ()
     protected_ids: tuple[str, ...] = ()  # filled at start-up (chatdock's own container), not from the file
     hosts: dict[str, HostScope] = Field(default_factory=dict)  # per host (CHATDOCK_HOSTS names), replacing the above
+    notify: tuple[Route, ...] = ()  # incidents to channels (bot.notify_routes, bot.notify)
 
     def for_host(self, host: str) -> Policy:
         """The policy as it applies on ``host``: its own ``containers`` / ``networks`` scope where it has one."""
