@@ -90,6 +90,7 @@ class Notifier:
         self._thread: threading.Thread | None = None
         self.posts = 0
         self.updates = 0
+        self._held_checked = -1e9
 
     # -- lifecycle ---------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -355,9 +356,15 @@ class Notifier:
         return data
 
     def _release_held(self) -> None:
+        """Held incidents of a channel whose routes are no longer quiet (the window ended, or the policy changed)
+        go out as one digest. Looked at once a second."""
+        if time.monotonic() - self._held_checked < 1.0:
+            return
+        self._held_checked = time.monotonic()
         now = self.clock()
+        quiet_now = {r.channel for r in self.policy().notify if r.quiet is not None and r.quiet.holds(now)}
         for route in self.policy().notify:
-            if route.quiet is None or route.quiet.holds(now):
+            if route.channel in quiet_now:
                 continue
             held = self.store.held(route.channel)
             if not held:
