@@ -26,6 +26,12 @@ from bot.policy import Policy
 from bot.respond import TokenBucket
 
 log = logging.getLogger(__name__)
+_RUNNING: list[EventService] = []
+
+
+def current() -> EventService | None:
+    """The event service this process runs (``chatdock serve``), for the commands that act through it."""
+    return _RUNNING[-1] if _RUNNING else None
 
 
 class EventService:
@@ -95,11 +101,14 @@ class EventService:
         if not self.policy().notify:
             log.info("no notify: routes in the policy; container events are not watched")
             return
+        _RUNNING.append(self)
         self.notifier.start()
         for leader in self.leaders:
             leader.start()
 
     def stop(self) -> None:
+        if self in _RUNNING:
+            _RUNNING.remove(self)
         for leader in self.leaders:
             leader.stop()
         with self._lock:

@@ -91,6 +91,7 @@ class Notifier:
         self.posts = 0
         self.updates = 0
         self._held_checked = -1e9
+        self._samples: dict[str, dict[str, Any]] = {}
 
     # -- lifecycle ---------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -258,7 +259,10 @@ class Notifier:
         with self._lock:
             if state.notes:
                 text = state.notes[0]
-                payload: dict[str, Any] = {"text": text, "blocks": notify_text.notice_blocks(text)}
+                payload: dict[str, Any] = self._samples.get(text) or {
+                    "text": text,
+                    "blocks": notify_text.notice_blocks(text),
+                }
                 kind = "note"
             elif state.pending:
                 burst = state.burst
@@ -283,7 +287,7 @@ class Notifier:
         ts = str(answer.get("ts"))
         with self._lock:
             if kind == "note":
-                state.notes.pop(0)
+                self._samples.pop(state.notes.pop(0), None)
                 return
             message.ts = ts
             message.touched = time.monotonic()
@@ -395,6 +399,33 @@ class Notifier:
                 for row in held:
                     row.ts = digest.ts
                     self.store.save(row)
+
+    def sample(self, route: Route, *, by: str) -> None:
+        """``notify test``: a sample incident as the route would show it, marked as a test (no buttons)."""
+        now = self.clock()
+        row = IncidentRow(
+            id="0" * 32,
+            host=(route.hosts or ("default",))[0],
+            container_id="",
+            container="example-web-1",
+            image="nginx:1.27",
+            kind="crashed",
+            channel=route.channel,
+            ts=None,
+            status="open",
+            count=1,
+            first_seen=now,
+            last_seen=now,
+            exit_codes=[1],
+            detail=f"a test of this route, asked for by <@{by}>",
+        )
+        payload = notify_text.incident_payload(row, zone=route.zone)
+        payload["blocks"] = [b for b in payload["blocks"] if b.get("type") != "actions"]
+        payload["text"] = "[test] " + payload["text"]
+        with self._lock:
+            self._channel(route.channel).notes.append(payload["text"])  # goes out within the channel's rate
+            self._samples[payload["text"]] = payload
+        self._wake.set()
 
     # -- for the host and gap signals --------------------------------------------------------------------
     def channels_for_host(self, host: str) -> list[str]:

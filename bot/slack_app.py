@@ -46,7 +46,9 @@ from slack_bolt import Ack, App, BoltRequest
 from slack_sdk import WebClient
 
 from bot.config import Settings
+from bot.incident_buttons import click_command, is_incident_action, store_for  # incidents (#12)
 from bot.models import Actor, Progress
+from bot.notify_text import INCIDENT_ACTION
 from bot.periodic import Periodic
 from bot.pipeline import Outcome, Parsed, Pipeline, new_request_id
 from bot.redact import redact_words
@@ -478,6 +480,11 @@ class _Listeners:
         message_ts: str | None,
         received: float,
     ) -> None:
+        if is_incident_action(action):  # incidents (#12): Logs / Restart / Stop / Mute on an incident message
+            self._run_incident_click(
+                request_id=request_id, action=action, actor=actor, response_url=response_url, received=received
+            )
+            return
         try:
             verb, container_id, state, host = parse_button(str(action.get("value", "")))
             if str(action.get("action_id", "")) != ACTION_ID_PREFIX + verb or verb not in BUTTON_VERBS:
@@ -534,6 +541,36 @@ class _Listeners:
             message_ts=message_ts,
             issued_at=received,
         )
+        self._record(request_id, actor, status, received)
+
+    def _run_incident_click(
+        self, *, request_id: str, action: Mapping[str, Any], actor: Actor, response_url: str | None, received: float
+    ) -> None:
+        """An incident button (bot.incident_buttons): the command it stands for, run for the clicker; the answer
+        is a new message (the incident message stays as it is)."""
+        try:
+            text = click_command(action, store_for(self.pipeline.auditor), named_hosts=self.pipeline.hosts.configured)
+        except ValueError as exc:
+            log.warning("refused an incident button click from %s: %s", actor.user, exc)
+            self.pipeline.refuse(
+                f"button {str(action.get('action_id', ''))[:80]}",
+                actor,
+                source="button",
+                rule="button-value",
+                message=f"{BUTTON_INVALID} ({exc})",
+                request_id=request_id,
+            )
+            message = _notice(f"{BUTTON_INVALID} (request {request_id})")
+        else:
+            try:
+                outcome = self.pipeline.handle(text, actor, source="button", request_id=request_id)
+                message = render_message(outcome)
+                if not outcome.ok:
+                    message = dataclasses.replace(message, response_type="ephemeral")
+            except Exception:
+                log.exception("request %s: rendering failed", request_id)
+                message = _notice(internal_error(request_id))
+        status = self.deliverer.deliver(message, response_url, actor.channel, user=actor.user, issued_at=received)
         self._record(request_id, actor, status, received)
 
     # -- helpers ---------------------------------------------------------------------------------------
@@ -604,6 +641,8 @@ class _Listeners:
 
 def _button_text(action: Mapping[str, Any]) -> str:
     """The command a click stands for (``stop <container ID>``), as noted with its owed reply; checked later."""
+    if is_incident_action(action):  # incidents (#12)
+        return f"incident button {str(action.get('action_id', ''))[:60]}"
     try:
         verb, container_id, _state, host = parse_button(str(action.get("value", "")))
     except ValueError:
@@ -683,4 +722,5 @@ def create_app(
     for command in COMMANDS:
         app.command(command)(on_command)
     app.action(re.compile("^" + re.escape(ACTION_ID_PREFIX)))(on_button)
+    app.action(re.compile("^" + re.escape(INCIDENT_ACTION)))(on_button)  # incidents (#12): same path, own branch
     return app

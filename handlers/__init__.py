@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.commands import Command, Registry
-from handlers import containers, contexts, history, images, inspect, meta, networks, run
+from handlers import containers, contexts, history, images, inspect, meta, networks, notify, run
 
 
 def all_commands() -> tuple[Command, ...]:
@@ -15,6 +15,7 @@ def all_commands() -> tuple[Command, ...]:
         *images.COMMANDS,
         *history.COMMANDS,
         *contexts.COMMANDS,
+        *notify.COMMANDS,
         *meta.COMMANDS,
     )
 
