@@ -26,7 +26,7 @@ from bot.policy import may_run
 
 NOTIFY_LS_USAGE = "notify ls"
 NOTIFY_TEST_USAGE = "notify test [ROUTE]   (ROUTE: its number in `notify ls`, or its channel ID)"
-MUTE_USAGE = "mute CONTAINER [KIND] [--for 1h|8h|1w|DURATION | --until HH:MM] [--context HOST]"
+MUTE_USAGE = "mute CONTAINER [KIND] [--for DURATION | --until HH:MM]"
 MUTE_LS_USAGE = "mute ls"
 UNMUTE_USAGE = "unmute CONTAINER|MUTE_ID"
 INCIDENT_LOGS_USAGE = "incident logs INCIDENT_ID"

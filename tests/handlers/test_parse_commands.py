@@ -975,6 +975,7 @@ def test_every_command_is_reachable(pipeline: Pipeline) -> None:
             "stats", "exec a ls", "/net ls", "/net create x1", "/net connect n c", "/net disconnect n c",
             "/net inspect n", "/net rm n", "help", "history", "pull nginx", "images", "rmi a", "image prune",
             "image inspect a", "context ls", "context inspect x",
+            "notify ls", "notify test", "mute a", "mute ls", "unmute a", "incident logs " + "0" * 32,
         )
     }  # fmt: skip
     assert reached == set(pipeline.registry.names())
