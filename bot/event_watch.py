@@ -19,6 +19,7 @@ on return looks at the containers' states for deaths that happened while the str
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -40,6 +41,7 @@ PERSON_KILL_WINDOW = 60.0  # a die this soon after a kill event is the kill's do
 OOM_WINDOW = 10.0
 SETTLE = 10.0  # a container running this long after a start counts as recovered
 RECONNECT = 1.0
+OUTAGE_WINDOW = 15.0  # deaths this long before an engine stopped answering are the shutdown's doing
 _NOT_LABELS = frozenset({"name", "image", "exitCode", "signal", "execDuration"})
 
 
@@ -68,6 +70,7 @@ class _Seen:
     killed_at: float = -1e18
     oom_at: float = -1e18
     crashed_at: float = -1e18
+    died_at: float = -1e18
     person_start_at: float = -1e18
     restarts: deque[float] = field(default_factory=lambda: deque(maxlen=100))
     started_at: float | None = None
@@ -83,6 +86,7 @@ class Tracker:
         self.settle = settle
         self._seen: dict[str, _Seen] = {}
         self._settling: dict[str, tuple[float, float]] = {}  # container id → (due, the start's time)
+        self._stopped: deque[Signal] = deque(maxlen=1000)  # recent stops with a kill event first
 
     def _state(self, cid: str) -> _Seen:
         if cid not in self._seen:
@@ -126,10 +130,17 @@ class Tracker:
             seen.person_start_at = at
         elif action == "die":
             self._settling.pop(cid, None)
+            seen.died_at = at
             code = int(attrs.get("exitCode", "0") or 0)
-            if at - seen.killed_at <= PERSON_KILL_WINDOW and at >= seen.killed_at:
-                return []  # stopped or killed by someone: not an incident
             state = self._inspect(cid)
+            if at - seen.killed_at <= PERSON_KILL_WINDOW and at >= seen.killed_at:
+                # stopped or killed by someone: not an incident, unless the engine itself was shutting down
+                # (then the stream breaks right after: see :meth:`outage_deaths`)
+                if code != 0:
+                    self._stopped.append(
+                        Signal(kind="crashed", at=at, exit_code=code, logs=self._logs(cid, state), **base)
+                    )
+                return []
             oom = at - seen.oom_at <= OOM_WINDOW or bool((state.get("State") or {}).get("OOMKilled"))
             if code == 0 and not oom:
                 return []
@@ -193,6 +204,14 @@ class Tracker:
                 )
         return out
 
+    def outage_deaths(self, broke: float) -> list[Signal]:
+        """Deaths after a kill within ``OUTAGE_WINDOW`` seconds before the stream broke and the engine stopped
+        answering: the engine shutting down stops its containers the way ``docker stop`` does, but no person
+        asked. Reported as crashes (a host going down is what the channel must hear about)."""
+        found = [s for s in self._stopped if s.at >= broke - OUTAGE_WINDOW]
+        self._stopped.clear()
+        return [dataclasses.replace(s, detail="stopped when the engine shut down") for s in found]
+
     def missed_deaths(self, since: float) -> list[Signal]:
         """After a gap: containers that exited non-zero since ``since`` (their die events may be lost)."""
         out: list[Signal] = []
@@ -213,9 +232,9 @@ class Tracker:
             name = str(state.get("Name", "")).lstrip("/")
             labels = dict(config.get("Labels") or {})
             image = str(config.get("Image", ""))
-            if not self.watched(cid, name, image, labels) or self._state(cid).crashed_at >= finished - 1:
-                continue
-            self._state(cid).crashed_at = finished
+            if not self.watched(cid, name, image, labels) or self._state(cid).died_at >= finished - 1:
+                continue  # its death was seen (and judged) in the stream
+            self._state(cid).crashed_at = self._state(cid).died_at = finished
             out.append(
                 Signal(
                     kind="oom" if st.get("OOMKilled") else "crashed",
@@ -380,7 +399,7 @@ class Watcher:
             if down_since is not None:
                 back = time.time()
                 self._emit(Signal(kind="host", host=self.host, at=back, resolve=True, detail=f"{down_since:.3f}"))
-                for signal in self.tracker.missed_deaths(down_since - 1):
+                for signal in self.tracker.missed_deaths(min(down_since, last / 1e9) - 1):
                     self._emit(signal)
                 down_since = None
             try:
@@ -409,6 +428,10 @@ class Watcher:
                 except Exception as exc:
                     down_since = time.time()
                     self._emit(Signal(kind="host", host=self.host, at=down_since, detail=_short(exc)))
+                    with self._lock:
+                        shutdown = self.tracker.outage_deaths(down_since)
+                    for signal in shutdown:
+                        self._emit(signal)
 
 
 def _short(exc: BaseException) -> str:

@@ -40,6 +40,10 @@ def title(row: IncidentRow) -> str:
 
 
 def summary_line(row: IncidentRow, zone: str = "UTC") -> str:
+    if row.kind == "host":
+        state = f"back {when(row.resolved_at, zone)}" if row.resolved_at else "unreachable"
+        emoji = ":white_check_mark:" if row.resolved_at else ":satellite_antenna:"
+        return f"{emoji} host *{escape(row.host)}* {state} (since {when(row.first_seen, zone)})"
     emoji = ":white_check_mark:" if row.resolved_at else _TITLE.get(row.kind, "").split(" ", 1)[0]
     codes = f" exit {', '.join(str(c) for c in row.exit_codes[-5:])}" if row.exit_codes else ""
     times = f" ×{row.count}" if row.count > 1 else ""
