@@ -24,6 +24,8 @@ Measures (one run, side by side), then a table; the exit status is 1 when a targ
    was edited (at most one edit per 3 s plus the result, within 50 a minute).
 7. replicas (bench/replicas.py): the read mix through HAProxy to two replicas on one PostgreSQL against one, and
    the ack p99 with two replicas.
+8. incidents (bench/incidents.py): event → Slack message latency at 20 container deaths a second (p99 ≤ 1 s),
+   and the posts and edits of the first minute after 100 deaths at once (every one counted, within the limits).
 
 Everything the bench creates is named ``bench-<run>-*`` and labelled ``chatdock.bench=<run>`` (the containers
 chatdock's ``run`` makes carry ``chatdock.owner=<the bench user>``); all of it is removed at the end, also on
@@ -85,7 +87,7 @@ THROUGHPUT_MIN = 500
 PULL_REPEATS = 5
 PULL_BYTES = 52 * 1024 * 1024
 
-PHASES = ("ack", "psa", "stats", "throughput", "pull", "replicas")
+PHASES = ("ack", "psa", "stats", "throughput", "pull", "replicas", "incidents")
 
 
 # --------------------------------------------------------------------------------------------- helpers
@@ -851,6 +853,11 @@ def main(argv: list[str] | None = None) -> int:
                     burst_size=BURST,
                     senders=SENDERS,
                 )
+            if "incidents" in phases:
+                print("measuring incidents (event → Slack latency, a burst of deaths) ...", flush=True)
+                from bench import incidents
+
+                incidents.measure(client=client, image=TEST_IMAGE, report=report, percentile=percentile, ms=ms)
             report.add(
                 "replies missing or not results",
                 str(bench.undelivered),

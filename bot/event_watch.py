@@ -19,11 +19,12 @@ on return looks at the containers' states for deaths that happened while the str
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,6 +42,9 @@ PERSON_KILL_WINDOW = 60.0  # a die this soon after a kill event is the kill's do
 OOM_WINDOW = 10.0
 SETTLE = 10.0  # a container running this long after a start counts as recovered
 RECONNECT = 1.0
+OVERLAP_NS = 2_000_000_000  # a reconnect asks again for the last 2 s of events (they may arrive out of order)
+SEEN_KEPT = 20_000
+CURSOR_EVERY = 0.5  # seconds between saves of the resume point (each is a write to the shared store)
 OUTAGE_WINDOW = 15.0  # deaths this long before an engine stopped answering are the shutdown's doing
 _NOT_LABELS = frozenset({"name", "image", "exitCode", "signal", "execDuration"})
 
@@ -379,15 +383,21 @@ class Watcher:
         return iter(stream)
 
     def _loop(self) -> None:
-        last = self.cursor.load()
-        if last is None:
-            last = time.time_ns()
-            self.cursor.save(last)
+        # ``floor``: the persisted resume point of a previous watcher; what it handled is skipped. ``last``: the
+        # newest event time handled here (persisted). The engine's events can arrive slightly out of time order,
+        # so a reconnect asks again from OVERLAP before ``last`` and skips what ``seen`` remembers.
+        floor = self.cursor.load()
+        if floor is None:
+            floor = time.time_ns()
+            self.cursor.save(floor)
+        last = saved = floor
+        saved_at = time.monotonic()
+        seen: OrderedDict[tuple[int, str, str], None] = OrderedDict()
         down_since: float | None = None
         while not self._stop.is_set():
             try:
                 self.engine.api.ping()
-                stream = self._events(last)
+                stream = self._events(max(floor, last - OVERLAP_NS))
             except Exception as exc:
                 if down_since is None:
                     down_since = time.time()
@@ -405,15 +415,20 @@ class Watcher:
             try:
                 for event in stream:
                     nano = int(event.get("timeNano") or 0)
-                    if nano and nano <= last:
-                        continue  # already handled before a reconnect or a restart
+                    key = (nano, str((event.get("Actor") or {}).get("ID", "")), str(event.get("Action", "")))
+                    if (nano and nano <= floor) or key in seen:
+                        continue  # already handled: before a reconnect, or by the watcher before this one
+                    seen[key] = None
+                    if len(seen) > SEEN_KEPT:
+                        seen.popitem(last=False)
                     with self._lock:
                         signals = self.tracker.handle(event)
                     for signal in signals:
                         self._emit(signal)
-                    if nano:
-                        last = nano
-                        self.cursor.save(nano)
+                    last = max(last, nano)
+                    if last > saved and time.monotonic() - saved_at >= CURSOR_EVERY:
+                        self.cursor.save(last)  # now and then: a replay after a restart is recognised (notify)
+                        saved, saved_at = last, time.monotonic()
                     self.handled += 1
             except Exception as exc:
                 if self._stop.is_set():
@@ -421,6 +436,10 @@ class Watcher:
                 log.warning("host %s: event stream broke (%s); reconnecting", self.host, type(exc).__name__)
             self.connected.clear()
             self._close_stream()
+            if last > saved:
+                with contextlib.suppress(Exception):
+                    self.cursor.save(last)
+                    saved, saved_at = last, time.monotonic()
             if not self._stop.is_set():
                 self._stop.wait(0.2)
                 try:

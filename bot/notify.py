@@ -245,9 +245,12 @@ class Notifier:
         with self._lock:
             channels = list(self._channels.items())
         for channel, state in channels:
-            if now < state.retry_at or now - state.last_post < self.post_interval:
+            if now < state.retry_at:
                 continue
-            self._post_one(channel, state, now)
+            if self._grow_burst(state, now):
+                continue
+            if now - state.last_post >= self.post_interval:
+                self._post_one(channel, state, now)
         with self._lock:
             dirty = [m for m in self._messages.values() if m.dirty and m.ts is not None]
         for message in dirty:
@@ -265,11 +268,6 @@ class Notifier:
                 }
                 kind = "note"
             elif state.pending:
-                burst = state.burst
-                if burst is not None and burst.ts is not None and now - burst.touched <= BURST_WINDOW:
-                    self._join(burst, state.pending)  # the channel's burst message grows (an edit, not a post)
-                    state.pending = []
-                    return
                 ids = list(state.pending)
                 if len(ids) == 1:
                     message = _Message(channel=channel, ts=None, ids=ids, grouped=False)
@@ -307,6 +305,21 @@ class Notifier:
             elif not message.grouped:
                 # a second incident right behind this one starts a burst message rather than waiting its turn
                 state.burst = None
+
+    def _grow_burst(self, state: _Channel, now: float) -> bool:
+        """New incidents join the channel's recent burst message when an edit is allowed now (an edit, not a
+        post); without one they wait for the channel's next post, which starts a new burst message. So every
+        incident shows within about a second, and neither Slack limit is passed."""
+        with self._lock:
+            burst = state.burst
+            if not state.pending or burst is None or burst.ts is None or now - burst.touched > BURST_WINDOW:
+                return False
+            if not self.update_budget.take():
+                return False
+            self._join(burst, state.pending)
+            state.pending = []
+        self._edit(burst)
+        return True
 
     def _join(self, burst: _Message, ids: list[str]) -> None:
         burst.ids.extend(ids)
