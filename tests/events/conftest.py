@@ -13,7 +13,7 @@ import docker
 import pytest
 from slack_sdk import WebClient
 
-from bot.audit import SqliteAudit
+from bot.audit import AuditStore, SqliteAudit
 from bot.config import Settings
 from bot.engine import Engine
 from bot.event_service import EventService
@@ -55,10 +55,13 @@ class Harness:
     engine: Engine
     holder: Holder
     services: list[EventService] = field(default_factory=list)
-    stores: list[SqliteAudit] = field(default_factory=list)
+    stores: list[AuditStore] = field(default_factory=list)
 
-    def service(self, *, hosts: HostSet | None = None, settle: float = 2.0) -> EventService:
-        store = SqliteAudit(self.store_path)
+    def service(
+        self, *, hosts: HostSet | None = None, settle: float = 2.0, store: AuditStore | None = None, wait: bool = True
+    ) -> EventService:
+        if store is None:
+            store = SqliteAudit(self.store_path)
         self.stores.append(store)
         service = EventService(
             hosts=hosts or HostSet.single(self.engine),
@@ -71,6 +74,8 @@ class Harness:
         )
         self.services.append(service)
         service.start()
+        if not wait:
+            return service
         deadline = time.monotonic() + 20
         while not all(w.connected.is_set() for w in service.watchers.values()) or not service.watchers:
             if time.monotonic() > deadline:
