@@ -88,6 +88,11 @@ class EventService:
                 log.info("host %s: no longer watching its events (another replica does)", host)
 
     def _emit(self, signal: Signal) -> None:
+        if signal.kind == "gap":  # a resume the engine's event buffer could not fill: say which span may be missing
+            start, _, end = signal.detail.partition(":")
+            for channel in self.notifier.channels_for_host(signal.host):
+                self.notifier.note(channel, gap_text(signal.host, int(start) / 1e9, int(end) / 1e9))
+            return
         self.notifier.signal(signal)
         if signal.kind == "host" and signal.resolve:
             try:

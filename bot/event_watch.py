@@ -44,6 +44,7 @@ SETTLE = 10.0  # a container running this long after a start counts as recovered
 RECONNECT = 1.0
 OVERLAP_NS = 2_000_000_000  # a reconnect asks again for the last 2 s of events (they may arrive out of order)
 SEEN_KEPT = 20_000
+ENGINE_BUFFER = 256  # events dockerd keeps for `since=` (moby daemon/events: eventsLimit); a replay this long has a gap
 CURSOR_EVERY = 0.5  # seconds between saves of the resume point (each is a write to the shared store)
 OUTAGE_WINDOW = 15.0  # deaths this long before an engine stopped answering are the shutdown's doing
 _NOT_LABELS = frozenset({"name", "image", "exitCode", "signal", "execDuration"})
@@ -372,7 +373,9 @@ class Watcher:
             log.exception("host %s: reporting %s failed", self.host, signal.kind)
 
     def _events(self, since: int | None) -> Iterator[dict[str, Any]]:
-        params: dict[str, Any] = {"filters": {"type": ["container"]}, "decode": True}
+        # every type, not only containers: the engine's replay buffer holds them all, and counting them is how a
+        # resume finds out that the buffer no longer reaches back to where the last watcher stopped
+        params: dict[str, Any] = {"decode": True}
         if since is not None:
             params["since"] = f"{since // 1_000_000_000}.{since % 1_000_000_000:09d}"
         stream = self.engine.api.events(**params)
@@ -387,6 +390,7 @@ class Watcher:
         # newest event time handled here (persisted). The engine's events can arrive slightly out of time order,
         # so a reconnect asks again from OVERLAP before ``last`` and skips what ``seen`` remembers.
         floor = self.cursor.load()
+        resumed = floor is not None  # a previous watcher stopped at ``floor``: the engine's buffer may not reach it
         if floor is None:
             floor = time.time_ns()
             self.cursor.save(floor)
@@ -406,6 +410,7 @@ class Watcher:
                 self._stop.wait(self.reconnect)
                 continue
             self.connected.set()
+            connected_ns, replayed, first_replayed = time.time_ns(), 0, 0
             if down_since is not None:
                 back = time.time()
                 self._emit(Signal(kind="host", host=self.host, at=back, resolve=True, detail=f"{down_since:.3f}"))
@@ -418,6 +423,14 @@ class Watcher:
                     key = (nano, str((event.get("Actor") or {}).get("ID", "")), str(event.get("Action", "")))
                     if (nano and nano <= floor) or key in seen:
                         continue  # already handled: before a reconnect, or by the watcher before this one
+                    if resumed and floor < nano < connected_ns:
+                        replayed += 1
+                        first_replayed = first_replayed or nano
+                        if replayed == ENGINE_BUFFER:  # the engine kept no more: older events of the span are gone
+                            resumed = False
+                            self._emit(
+                                Signal(kind="gap", host=self.host, at=time.time(), detail=f"{floor}:{first_replayed}")
+                            )
                     seen[key] = None
                     if len(seen) > SEEN_KEPT:
                         seen.popitem(last=False)
@@ -434,6 +447,7 @@ class Watcher:
                 if self._stop.is_set():
                     break
                 log.warning("host %s: event stream broke (%s); reconnecting", self.host, type(exc).__name__)
+            resumed = False
             self.connected.clear()
             self._close_stream()
             if last > saved:

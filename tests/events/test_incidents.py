@@ -203,3 +203,20 @@ def test_chatdock_restarted_mid_stream_resumes_without_doubles(harness: Harness,
     posts = [c for c in harness.slack.calls_to("chat.postMessage") if before in text_of(c.args)]
     assert len(posts) == 1
     assert len(incidents(harness, before)) == 1
+
+
+def test_a_gap_the_engine_cannot_fill_is_told(harness: Harness, containers: Any, name: Any, docker_client: Any) -> None:
+    first = harness.service()
+    first.stop()  # chatdock is down while the engine's event buffer (256) overflows
+    for index in range(140):  # 280 events
+        docker_client.volumes.create(f"{name('gap')}-{index}").remove()
+    late = name("late")
+    containers(late, "sh", "-c", "exit 2")
+    time.sleep(0.5)
+    harness.service()
+    text = harness.slack.wait_for(
+        lambda: next((text_of(m) for m in harness.messages().values() if "could not be read" in text_of(m)), None),
+        what="the gap notice",
+    )
+    assert "host *default*" in text
+    assert "exit 2" in harness.wait_about(late)  # the newest events were still there: replayed
