@@ -168,7 +168,8 @@ class Tracker:
                         **base,
                     )
                 )
-            self._settling[cid] = (at + self.settle, at)
+            if seen.crashed_at > -1e17:  # only a container that crashed has something to resolve
+                self._settling[cid] = (at + self.settle, at)
             return signals
         elif action.startswith("health_status"):
             status = action.partition(":")[2].strip()
@@ -188,6 +189,7 @@ class Tracker:
             if due > now:
                 continue
             self._settling.pop(cid, None)
+            self._seen.pop(cid, None)  # recovered: a later crash starts afresh
             state = self._inspect(cid)
             if not (state.get("State") or {}).get("Running"):
                 continue
