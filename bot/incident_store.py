@@ -203,6 +203,16 @@ class IncidentStore:
         )
         return [IncidentRow.from_row(r) for r in rows]
 
+    def release_held(self, channel: str) -> list[IncidentRow]:
+        """Take the channel's held incidents for a digest: one statement, so with several replicas each held
+        incident goes into exactly one digest."""
+        rows = self._q(
+            f"UPDATE {INCIDENTS} SET status = 'released' WHERE channel = ? AND status = 'held' "  # noqa: S608
+            f"RETURNING {_FIELDS}",
+            (channel,),
+        )
+        return sorted((IncidentRow.from_row(r) for r in rows), key=lambda r: r.first_seen)
+
     def held(self, channel: str) -> list[IncidentRow]:
         rows = self._q(
             f"SELECT {_FIELDS} FROM {INCIDENTS} WHERE channel = ? AND status = 'held' ORDER BY first_seen",  # noqa: S608

@@ -91,6 +91,7 @@ class Notifier:
         self.posts = 0
         self.updates = 0
         self._held_checked = -1e9
+        self._rows: dict[str, IncidentRow] = {}  # incidents as this process last saved them
         self._samples: dict[str, dict[str, Any]] = {}
 
     # -- lifecycle ---------------------------------------------------------------------------------------
@@ -145,7 +146,7 @@ class Notifier:
                     row.status = "resolved"
                 if signal.kind == "host":
                     row.detail = notify_text.host_back_detail(row, signal)
-                self.store.save(row)
+                self._save(row)
                 self._changed(row)
             return
         if signal.kind == "restart_loop" and not self._is_loop(route, signal):
@@ -153,6 +154,8 @@ class Notifier:
         previous = self.store.latest_unresolved(
             host=signal.host, container=name, kind=signal.kind, channel=route.channel
         )
+        if previous is not None and not signal.same_occurrence and signal.at <= previous.last_seen:
+            return  # an event already counted, read again after a restart (the resume point is saved now and then)
         if previous is not None and (
             signal.same_occurrence or signal.at - previous.last_seen <= route.cooldown_seconds
         ):
@@ -166,7 +169,7 @@ class Notifier:
             previous.detail = signal.detail or previous.detail
             if signal.restart_count is not None:
                 previous.detail = notify_text.restart_detail(signal, route)
-            self.store.save(previous)
+            self._save(previous)
             self._changed(previous)
             return
         row = IncidentRow(
@@ -191,8 +194,20 @@ class Notifier:
         elif route.quiet is not None and route.quiet.holds(now):
             row.status = "held"
         self.store.open_incident(row)
+        self._rows[row.id] = row
         if row.status == "open":
             self._channel(route.channel).pending.append(row.id)
+
+    def _save(self, row: IncidentRow) -> None:
+        self.store.save(row)
+        self._rows[row.id] = row
+        if len(self._rows) > 20_000:
+            self._rows.pop(next(iter(self._rows)))
+
+    def _get(self, incident_id: str) -> IncidentRow | None:
+        """The row as this process last saved it (renders of a burst read many), else from the store."""
+        row = self._rows.get(incident_id)
+        return row if row is not None else self.store.get(incident_id)
 
     def _is_loop(self, route: Route, signal: Signal) -> bool:
         restarts, window = route.restarts, route.window_seconds
@@ -294,10 +309,10 @@ class Notifier:
             if message.grouped:
                 state.burst = message
             for incident_id in message.ids:
-                row = self.store.get(incident_id)
+                row = self._get(incident_id)
                 if row is not None:
                     row.ts = ts
-                    self.store.save(row)
+                    self._save(row)
                     if row.status == "resolved":  # recovered before it was shown: show that too
                         message.dirty = True
             if len(state.pending) > 0:
@@ -326,10 +341,10 @@ class Notifier:
         burst.touched = time.monotonic()
         burst.dirty = True
         for incident_id in ids:
-            row = self.store.get(incident_id)
+            row = self._get(incident_id)
             if row is not None:
                 row.ts = burst.ts
-                self.store.save(row)
+                self._save(row)
 
     def _edit(self, message: _Message) -> None:
         with self._lock:
@@ -341,7 +356,7 @@ class Notifier:
                 message.dirty = True
 
     def _render(self, message: _Message) -> dict[str, Any]:
-        rows = [row for row in (self.store.get(i) for i in message.ids) if row is not None]
+        rows = [row for row in (self._get(i) for i in message.ids) if row is not None]
         if message.grouped:
             return notify_text.burst_payload(rows, title=message.title)
         return notify_text.incident_payload(rows[0], zone=self._zone(rows[0]))
@@ -383,13 +398,13 @@ class Notifier:
         for route in self.policy().notify:
             if route.channel in quiet_now:
                 continue
-            held = self.store.held(route.channel)
+            held = self.store.release_held(route.channel)  # taken by one replica only
             if not held:
                 continue
             with self._lock:
                 for row in held:
                     row.status = "resolved" if row.resolved_at else "open"
-                    self.store.save(row)
+                    self._save(row)
                 state = self._channel(route.channel)
                 digest = _Message(
                     channel=route.channel,
@@ -404,14 +419,14 @@ class Notifier:
             if answer is None:
                 for row in held:
                     row.status = "held"
-                    self.store.save(row)
+                    self._save(row)
                 continue
             digest.ts = str(answer.get("ts"))
             with self._lock:
                 self._messages[digest.ts] = digest
                 for row in held:
                     row.ts = digest.ts
-                    self.store.save(row)
+                    self._save(row)
 
     def sample(self, route: Route, *, by: str) -> None:
         """``notify test``: a sample incident as the route would show it, marked as a test (no buttons)."""
