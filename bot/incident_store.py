@@ -109,8 +109,9 @@ class IncidentStore:
         self.store = store
         self.store._call(self._create, transaction=True)
 
-    @staticmethod
-    def _create(run: Any) -> None:
+    def _create(self, run: Any) -> None:
+        if self.store.kind == "postgres":  # replicas starting together must not race on CREATE TABLE
+            run("SELECT pg_advisory_xact_lock(hashtext('chatdock_audit_schema'))", ())
         for statement in _SCHEMA:
             run(statement, ())
 
