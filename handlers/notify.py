@@ -22,7 +22,7 @@ from bot.flags import Flag, Grammar, Kind, Parsed
 from bot.incident_store import IncidentStore
 from bot.models import Request, TextOutput
 from bot.notify_routes import KINDS, Route, parse_duration
-from bot.policy import may_run
+from bot.policy import HostRef, may_run
 
 NOTIFY_LS_USAGE = "notify ls"
 NOTIFY_TEST_USAGE = "notify test [ROUTE]   (ROUTE: its number in `notify ls`, or its channel ID)"
@@ -244,12 +244,16 @@ def build_incident_logs(parsed: Parsed) -> IncidentLogsRequest:
 def run_incident_logs(ctx: Context, request: IncidentLogsRequest) -> TextOutput:
     """The last 50 log lines captured when the container died (it may be gone since). Whoever may not run
     ``logs`` may not read them either."""
-    allowed = may_run(ctx.policy, ctx.actor, "logs")
-    if not allowed.allowed:
-        raise ChatdockError(f"denied: {allowed.reason}")
     row = incidents_of(ctx).get(request.incident)
     if row is None:
         raise UsageError(f'no incident "{request.incident}"', usage=INCIDENT_LOGS_USAGE)
+    hosts = ctx.hosts
+    host = None
+    if hosts is not None and hosts.configured and row.host in hosts.hosts:
+        host = HostRef(name=row.host, labels=hosts.hosts[row.host].labels, shown=True)
+    allowed = may_run(ctx.policy, ctx.actor, "logs", host)  # on the incident's host, as `logs` there would be
+    if not allowed.allowed:
+        raise ChatdockError(f"denied: {allowed.reason}")
     text = row.logs.strip() or "(no output was captured)"
     lines = text.splitlines()[-notify_text.LOG_LINES_SHOWN :]
     return TextOutput(
