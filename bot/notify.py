@@ -390,14 +390,15 @@ class Notifier:
     def _release_held(self) -> None:
         """Held incidents of a channel whose routes are no longer quiet (the window ended, or the policy changed)
         go out as one digest. Looked at once a second."""
-        if time.monotonic() - self._held_checked < 1.0:
+        if time.monotonic() - self._held_checked < 0.5:
             return
         self._held_checked = time.monotonic()
         now = self.clock()
         quiet_now = {r.channel for r in self.policy().notify if r.quiet is not None and r.quiet.holds(now)}
         for route in self.policy().notify:
-            if route.channel in quiet_now:
-                continue
+            state = self._channel(route.channel)
+            if route.channel in quiet_now or time.monotonic() - state.last_post < self.post_interval:
+                continue  # still quiet, or the channel had its post this second (the next round looks again)
             held = self.store.release_held(route.channel)  # taken by one replica only
             if not held:
                 continue
@@ -405,7 +406,6 @@ class Notifier:
                 for row in held:
                     row.status = "resolved" if row.resolved_at else "open"
                     self._save(row)
-                state = self._channel(route.channel)
                 digest = _Message(
                     channel=route.channel,
                     ts=None,
