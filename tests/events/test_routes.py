@@ -81,3 +81,12 @@ def test_a_mute_until_nine_ends_at_the_next_nine_in_the_zone() -> None:
     morning = dt.datetime(2026, 12, 2, 8, 0, tzinfo=tokyo).timestamp()
     assert mute_end(now=morning, seconds=None, until="09:00", zone="Asia/Tokyo") == morning + 3600
     assert mute_end(now=morning, seconds=8 * 3600, until=None, zone="UTC") == morning + 8 * 3600
+
+
+def test_policy_check_warns_about_an_emptied_route_list() -> None:
+    from bot.policy import policy_warnings
+
+    text = "notify:\n  - channel: C0OPS\n    hosts: []\n    events: [crashed]\n"
+    assert policy_warnings(text, load_policy_text(text)) == [
+        "line 3: notify[0].hosts: empty list, so it matches nothing"
+    ]
