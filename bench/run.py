@@ -26,6 +26,8 @@ Measures (one run, side by side), then a table; the exit status is 1 when a targ
    the ack p99 with two replicas.
 8. hosts (bench/hosts.py): ack p99 and ``ps -a`` sent → reply with a second host configured and hung, as ratios
    against the single-host figures in the same run (within 1.2×).
+9. incidents (bench/incidents.py): event → Slack message latency at 20 container deaths a second (p99 ≤ 1 s),
+   and the posts and edits of the first minute after 100 deaths at once (every one counted, within the limits).
 
 Everything the bench creates is named ``bench-<run>-*`` and labelled ``chatdock.bench=<run>`` (the containers
 chatdock's ``run`` makes carry ``chatdock.owner=<the bench user>``); all of it is removed at the end, also on
@@ -87,7 +89,7 @@ THROUGHPUT_MIN = 500
 PULL_REPEATS = 5
 PULL_BYTES = 52 * 1024 * 1024
 
-PHASES = ("ack", "psa", "stats", "throughput", "pull", "replicas", "hosts")
+PHASES = ("ack", "psa", "stats", "throughput", "pull", "replicas", "hosts", "incidents")
 
 
 # --------------------------------------------------------------------------------------------- helpers
@@ -872,6 +874,11 @@ def main(argv: list[str] | None = None) -> int:
                     local_url=os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock",
                     burst_size=BURST,
                 )
+            if "incidents" in phases:
+                print("measuring incidents (event → Slack latency, a burst of deaths) ...", flush=True)
+                from bench import incidents
+
+                incidents.measure(client=client, image=TEST_IMAGE, report=report, percentile=percentile, ms=ms)
             report.add(
                 "replies missing or not results",
                 str(bench.undelivered),

@@ -50,6 +50,7 @@ from pydantic import (
 
 from bot.errors import UsageError
 from bot.models import Actor, ContainerFacts, Decision, NetworkFacts, Request
+from bot.notify_routes import Route
 from bot.parse_values import parse_memory
 
 MANAGED_LABEL = "chatdock.managed"
@@ -101,7 +102,7 @@ class _Strict(BaseModel):
 
 _LIST_FIELDS = frozenset(
     {"commands", "include", "users", "groups", "channels", "teams", "names", "protect"}
-    | {"grants", "images", "ports", "redact"}
+    | {"grants", "images", "ports", "redact", "notify"}
 )
 _MAPPING_FIELDS = frozenset({"roles", "labels", "host_labels"})
 
@@ -285,6 +286,7 @@ class Policy(_Strict):
     protected_ids: tuple[str, ...] = ()  # filled at start-up (chatdock's own container), not from the file
     hosts: dict[str, HostScope] = Field(default_factory=dict)  # per host (CHATDOCK_HOSTS names), replacing the above
     approve: tuple[ApprovalRule, ...] = ()  # approvals (issue #13): requests that wait for a second person
+    notify: tuple[Route, ...] = ()  # incidents to channels (bot.notify_routes, bot.notify)
 
     def for_host(self, host: str) -> Policy:
         """The policy as it applies on ``host``: its own ``containers`` / ``networks`` / ``services`` scope where it

@@ -45,6 +45,7 @@ from slack_sdk.errors import SlackApiError
 from bot.audit import AuditStore
 from bot.config import Settings
 from bot.engine import Engine
+from bot.event_service import EventService
 from bot.interrupted import answer_orphans
 from bot.memory import CountedPool, IdleTrim, freeze_startup_objects, settle_malloc
 from bot.periodic import Leader, Periodic
@@ -253,6 +254,7 @@ class Server:
     idle_trim: IdleTrim | None = None
     home: SlackHome = field(default_factory=SlackHome)
     leader: Leader | None = None
+    events: EventService | None = None  # incidents (#12): event watchers under per-host leases, and the notifier
     _thread: threading.Thread | None = field(default=None, repr=False)
     _running: bool = field(default=False, repr=False)
     _stopped: bool = field(default=False, repr=False)
@@ -278,6 +280,8 @@ class Server:
             self.idle_trim.start()
         if self.leader is not None:
             self.leader.start()
+        if self.events is not None:  # incidents: watch every host's events (under a lease per host)
+            self.events.start()
 
     def start(self) -> threading.Thread:
         """Serve in a background thread (tests); :meth:`stop` ends it."""
@@ -327,6 +331,8 @@ class Server:
         self._stopped = True
         if self.leader is not None:
             self.leader.stop()  # gives the lease up: another replica takes the once-only work at once
+        if self.events is not None:  # incidents: stop watching and give the hosts' leases up
+            self.events.stop()
         if self.socket_handler is not None:
             try:
                 self.socket_handler.close()  # type: ignore[no-untyped-call]
@@ -449,6 +455,16 @@ def build_server(
                 name="chatdock-approvals",
                 failure="expiring approval requests failed",
             )
+    # incidents (#12): one event watcher per host under the lease events:<host>, delivered with this client
+    events = None
+    if store is not None:
+        events = EventService(
+            hosts=pipeline.hosts,
+            store=store,
+            client=client,
+            policy=lambda: pipeline.policy,
+            update_budget=deliverer.update_budget,
+        )
     probe = SlackProbe(client)
     socket_handler = None
     if socket_mode:
@@ -493,6 +509,7 @@ def build_server(
         owns_engine=owns_engine,
         home=home,
         leader=leader,
+        events=events,
     )
 
 

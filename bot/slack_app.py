@@ -48,7 +48,9 @@ from slack_sdk import WebClient
 from bot.buttons import BUTTON_COMMANDS, STATE_CHANGING, button_request, button_words
 from bot.config import Settings
 from bot.errors import ChatdockError
+from bot.incident_buttons import click_command, is_incident_action, store_for  # incidents (#12)
 from bot.models import Actor, Progress
+from bot.notify_text import INCIDENT_ACTION
 from bot.outcome import Outcome
 from bot.periodic import Periodic
 from bot.pipeline import Pipeline, new_request_id
@@ -471,6 +473,11 @@ class _Listeners:
         message_ts: str | None,
         received: float,
     ) -> None:
+        if is_incident_action(action):  # incidents (#12): Logs / Restart / Stop / Mute on an incident message
+            self._run_incident_click(
+                request_id=request_id, action=action, actor=actor, response_url=response_url, received=received
+            )
+            return
         if is_service_action(action):  # swarm services (bot/render_services.py): scale, logs, rollback
             self._run_service_click(
                 request_id=request_id, action=action, actor=actor, response_url=response_url, received=received
@@ -543,6 +550,36 @@ class _Listeners:
         )
         self._record(request_id, actor, status, received)
 
+    def _run_incident_click(
+        self, *, request_id: str, action: Mapping[str, Any], actor: Actor, response_url: str | None, received: float
+    ) -> None:
+        """An incident button (bot.incident_buttons): the command it stands for, run for the clicker; the answer
+        is a new message (the incident message stays as it is)."""
+        try:
+            text = click_command(action, store_for(self.pipeline.auditor), named_hosts=self.pipeline.hosts.configured)
+        except ValueError as exc:
+            log.warning("refused an incident button click from %s: %s", actor.user, exc)
+            self.pipeline.refuse(
+                f"button {str(action.get('action_id', ''))[:80]}",
+                actor,
+                source="button",
+                rule="button-value",
+                message=f"{BUTTON_INVALID} ({exc})",
+                request_id=request_id,
+            )
+            message = _notice(f"{BUTTON_INVALID} (request {request_id})")
+        else:
+            try:
+                outcome = self.pipeline.handle(text, actor, source="button", request_id=request_id)
+                message = render_message(outcome)
+                if not outcome.ok:
+                    message = dataclasses.replace(message, response_type="ephemeral")
+            except Exception:
+                log.exception("request %s: rendering failed", request_id)
+                message = _notice(internal_error(request_id))
+        status = self.deliverer.deliver(message, response_url, actor.channel, user=actor.user, issued_at=received)
+        self._record(request_id, actor, status, received)
+
     def _run_service_click(
         self, *, request_id: str, action: Mapping[str, Any], actor: Actor, response_url: str | None, received: float
     ) -> None:
@@ -588,6 +625,7 @@ class _Listeners:
         status = self.deliverer.deliver(message, response_url, actor.channel, user=actor.user, issued_at=received)
         self._record(request_id, actor, status, received)
 
+    # -- helpers ---------------------------------------------------------------------------------------
     # -- helpers ---------------------------------------------------------------------------------------
     def _actor(self, *, user: str, channel: str, team: str, name: str, own: tuple[str, str]) -> Actor:
         """The Actor for a command or a click; ``own`` is the person's own (workspace, enterprise)."""
@@ -661,6 +699,8 @@ def _button_text(action: Mapping[str, Any]) -> str:
             return service_click_text(action)
         except (ValueError, TypeError):
             return "(a button that is not valid)"
+    if is_incident_action(action):  # incidents (#12)
+        return f"incident button {str(action.get('action_id', ''))[:60]}"
     try:
         verb, container_id, _state, host = parse_button(str(action.get("value", "")))
     except ValueError:
@@ -748,4 +788,5 @@ def create_app(
     app.action(re.compile("^" + re.escape(APPROVAL_PREFIX)))(desk.on_click)
     app.view(DENY_VIEW)(desk.on_view)
     app.action(re.compile("^" + re.escape(ACTION_ID_PREFIX)))(on_button)
+    app.action(re.compile("^" + re.escape(INCIDENT_ACTION)))(on_button)  # incidents (#12): same path, own branch
     return app

@@ -3,7 +3,19 @@
 from __future__ import annotations
 
 from bot.commands import Command, Registry
-from handlers import approvals, containers, contexts, history, images, inspect, meta, networks, run, services
+from handlers import (
+    approvals,
+    containers,
+    contexts,
+    history,
+    images,
+    inspect,
+    meta,
+    networks,
+    notify,
+    run,
+    services,
+)
 
 
 def all_commands() -> tuple[Command, ...]:
@@ -16,6 +28,7 @@ def all_commands() -> tuple[Command, ...]:
         *history.COMMANDS,
         *contexts.COMMANDS,
         *services.COMMANDS,
+        *notify.COMMANDS,
         *meta.COMMANDS,
         *approvals.COMMANDS,
     )

@@ -13,9 +13,9 @@ from typing import Any
 from bot.commands import Command, Context
 from bot.errors import ChatdockError, UsageError
 from bot.flags import Flag, Grammar, Kind, Parsed
-from bot.models import HistoryView, Request
+from bot.models import HistoryView, Request, TextOutput
 
-USAGE = "history [N] [--user @USER] [--failed] [--context HOST]"
+USAGE = "history [N] [--user @USER] [--failed] [--context HOST] [--incidents]"
 DEFAULT_ENTRIES = 20
 MAX_ENTRIES = 200
 COMMAND_WIDTH = 60
@@ -28,6 +28,7 @@ GRAMMAR = Grammar(
         Flag(("--user", "-u"), "user", Kind.VALUE, "@USER", "only this user's requests (a mention or a user ID)"),
         Flag(("--failed",), "failed", help="only requests that did not succeed (errors, denials, usage, interrupted)"),
         Flag(("--context", "-c"), "context", Kind.VALUE, "HOST", "only requests to this host (several hosts)"),
+        Flag(("--incidents",), "incidents", help="the incidents reported from the hosts' events instead (notify)"),
     ),
 )
 
@@ -38,6 +39,7 @@ class HistoryRequest(Request):
     user: str | None = None
     failed: bool = False
     context: str | None = None
+    incidents: bool = False
 
 
 def build_history(parsed: Parsed) -> HistoryRequest:
@@ -60,7 +62,12 @@ def build_history(parsed: Parsed) -> HistoryRequest:
         if not match:
             raise UsageError(f'invalid user "{raw_user}": expected a mention like @U123ABC or a user ID', usage=USAGE)
         user = match.group(1)
-    return HistoryRequest(limit=limit, user=user, failed=parsed.flag("failed"), context=parsed.value("context"))
+    incidents = parsed.flag("incidents")
+    if incidents and (user is not None or parsed.flag("failed")):
+        raise UsageError("--incidents lists incidents, not requests: --user and --failed do not apply", usage=USAGE)
+    return HistoryRequest(
+        limit=limit, user=user, failed=parsed.flag("failed"), context=parsed.value("context"), incidents=incidents
+    )
 
 
 def _short(text: str, width: int) -> str:
@@ -83,8 +90,12 @@ def entry_view(record: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def run_history(ctx: Context, request: HistoryRequest) -> HistoryView:
-    """The last N entries of this channel (ctx.actor.channel), newest first."""
+def run_history(ctx: Context, request: HistoryRequest) -> HistoryView | TextOutput:
+    """The last N entries of this channel (ctx.actor.channel), newest first; or the last N incidents."""
+    if request.incidents:
+        from handlers.notify import incident_history
+
+        return incident_history(ctx, limit=request.limit, host=request.context)
     if ctx.history is None:
         raise ChatdockError("history is unavailable: this chatdock has no audit log configured")
     filters: dict[str, Any] = {"user": request.user, "failed": request.failed}
@@ -105,6 +116,13 @@ COMMANDS = (
         "this channel's recent requests, newest first",
         build_history,
         run_history,
-        examples=("history", "history 50", "history --user @U123ABC", "history --failed", "history --context prod"),
+        examples=(
+            "history",
+            "history 50",
+            "history --user @U123ABC",
+            "history --failed",
+            "history --context prod",
+            "history --incidents",
+        ),
     ),
 )

@@ -98,7 +98,7 @@ def test_usage_errors(seeded: Pipeline, text: str, message: str) -> None:
     outcome = seeded.handle(text, ADMIN_C1)
     assert outcome.error is not None and outcome.error.kind == "usage", outcome
     assert message in outcome.error.message
-    assert outcome.error.usage == "history [N] [--user @USER] [--failed] [--context HOST]"
+    assert outcome.error.usage == "history [N] [--user @USER] [--failed] [--context HOST] [--incidents]"
 
 
 def test_rendered_as_a_table(seeded: Pipeline) -> None:

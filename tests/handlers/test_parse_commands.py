@@ -977,6 +977,7 @@ def test_every_command_is_reachable(pipeline: Pipeline) -> None:
             "image inspect a", "context ls", "context inspect x", "approvals",
             "service ls", "service ps s", "service inspect s", "service logs s", "service scale s=2",
             "service update --force s", "service rollback s", "service rm s", "node ls",
+            "notify ls", "notify test", "mute a", "mute ls", "unmute a", "incident logs " + "0" * 32,
         )
     }  # fmt: skip
     assert reached == set(pipeline.registry.names())
