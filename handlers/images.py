@@ -41,7 +41,7 @@ from bot.models import (
     Request,
 )
 from bot.policy import ImageRef, image_removable, parse_image
-from bot.redact import redact_document, redact_env
+from bot.redact import redact_document, redact_env, redact_string
 from handlers.common import facts_from_list, split_targets
 
 log = logging.getLogger(__name__)
@@ -481,10 +481,13 @@ def run_inspect(ctx: Context, request: ImageInspectRequest) -> Inspection:
     if request.image not in ctx.images:
         raise NotFound(ctx.missing_images.get(request.image, f"No such image: {request.image}"))
     data = ctx.engine.inspect_image(request.image)
+    ctx.secrets.add_inspect(data)  # its ENV values, wherever else they appear (history, labels) in the reply
     document = redact_document(data, ctx.policy.redact)
     config = data.get("Config") or {}
     env = redact_env(config.get("Env") or [], ctx.policy.redact)
-    command = " ".join([*(config.get("Entrypoint") or []), *(config.get("Cmd") or [])])
+    command = redact_string(
+        " ".join([*(config.get("Entrypoint") or []), *(config.get("Cmd") or [])]), ctx.policy.redact
+    )
     summary = (
         ("ID", humanize.short_id(str(data.get("Id", "")))),
         ("Tags", ", ".join(data.get("RepoTags") or []) or "none"),
