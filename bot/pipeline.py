@@ -279,13 +279,15 @@ class Pipeline:
                 state["engine_request"] = redact_document([call.as_dict() for call in calls], self.policy.redact)
             if approved is not None:  # approvals (issue #13): the very Engine requests the approvers saw
                 approved.check_plan(state.get("engine_request"))
+            known = secrets.mask()  # the request's own -e values and its containers' secret env values
+            state["shown_text"] = known.text(state["shown_text"])
             self.auditor.begin(
                 request_id=request_id,
                 actor=actor,
                 text=state["shown_text"],
                 source=source,
                 command=parsed.command.name,
-                request=_dump(parsed.request),
+                request=known.apply(_dump(parsed.request)),
                 decision=decision,
                 **_host_column(state.get("host")),
             )
@@ -322,6 +324,7 @@ class Pipeline:
         mask = secrets.mask()
         if mask:
             result, error = _masked(mask, result, error)
+            state["shown_text"] = mask.text(state["shown_text"])
             if state.get("engine_request"):
                 state["engine_request"] = mask.apply(state["engine_request"])
         outcome = self._outcome(request_id, actor, text, source, started, state, result=result, error=error)
@@ -332,7 +335,7 @@ class Pipeline:
                 text=outcome.shown_text,
                 source=source,
                 command=outcome.command,
-                request=_dump(state.get("request")),
+                request=mask.apply(_dump(state.get("request"))),
                 decision=outcome.decision,
                 **_host_column(outcome.host),
             )

@@ -70,17 +70,26 @@ _ENV_FLAG = re.compile(r"^(-e|--env)(=?)(.*)$")
 
 
 def redact_words(words: Iterable[str], extra_words: Iterable[str] = ()) -> list[str]:
-    """Mask ``-e KEY=VALUE`` values (every spelling) in a command's words, for echoing it back."""
+    """Mask ``-e KEY=VALUE`` values (every spelling) in a command's words, for echoing it back.
+
+    A secret ``-e`` value typed again elsewhere in the same command (``run -e DB_PASSWORD=s3cret! IMAGE
+    s3cret!``) is masked there too, as in the command's output (values of ``MIN_SECRET_LENGTH`` or more).
+    """
+    words = list(words)
+    extra = tuple(extra_words)
     shown: list[str] = []
+    assigned: list[str] = []
     expect_value = False
     for word in words:
         if expect_value:
-            shown.append(redact_assignment(word, extra_words))
+            shown.append(redact_assignment(word, extra))
+            assigned.append(word)
             expect_value = False
             continue
         match = _ENV_FLAG.match(word)
         if match and match.group(3):
-            shown.append(match.group(1) + match.group(2) + redact_assignment(match.group(3), extra_words))
+            shown.append(match.group(1) + match.group(2) + redact_assignment(match.group(3), extra))
+            assigned.append(match.group(3))
         elif match:
             shown.append(word)
             expect_value = True
@@ -88,8 +97,9 @@ def redact_words(words: Iterable[str], extra_words: Iterable[str] = ()) -> list[
             shown.append(word)  # a bundle like -de: the next word is the value
             expect_value = True
         else:
-            shown.append(redact_assignment(word, extra_words) if "=" in word else redact_text(word))
-    return shown
+            shown.append(redact_assignment(word, extra) if "=" in word else redact_text(word))
+    own = SecretMask(values=secret_env(assigned, extra).values)
+    return [own.text(word) for word in shown] if own else shown
 
 
 # ``KEY=VALUE`` inside a longer string: a build step's ``ENV API_TOKEN=x PLAIN=y``, ``sh -c 'DB_PASSWORD=x run'``.
