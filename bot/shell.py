@@ -17,6 +17,7 @@ from collections.abc import Iterable, Iterator
 from typing import TextIO
 
 from bot import wording
+from bot.engine import DEFAULT_STOP_TIMEOUT, own_stop_timeout
 from bot.models import Actor, ExecOutcome, Progress, RunOutcome
 from bot.pipeline import Outcome, Pipeline
 from bot.render_text import progress_text, render
@@ -111,7 +112,29 @@ def waiting_line(pipeline: Pipeline, text: str) -> str | None:
         return None
     if request.dry_run:
         return None
-    return wording.waiting(request, run_timeout=pipeline.run_timeout, exec_timeout=pipeline.exec_timeout)
+    return wording.waiting(
+        request,
+        run_timeout=pipeline.run_timeout,
+        exec_timeout=pipeline.exec_timeout,
+        stop_wait=_own_stop_wait(pipeline, request),
+    )
+
+
+def _own_stop_wait(pipeline: Pipeline, request: object) -> int | None:
+    """For ``stop``/``restart`` without ``-t``: the longest wait the targets' own ``StopTimeout`` gives, as the
+    handler will apply it (capped at 300 s); None when a target cannot be read (its error comes from ``handle``)."""
+    if getattr(request, "command", "") not in ("stop", "restart") or getattr(request, "timeout", None) is not None:
+        return None
+    engine = pipeline.hosts.engine(pipeline.hosts.default)
+    waits: list[int] = []
+    for ref in getattr(request, "targets", ()) or ():
+        try:
+            own = (engine.inspect_container(ref).get("Config") or {}).get("StopTimeout")
+        except Exception:
+            return None
+        capped = own_stop_timeout(own)
+        waits.append(capped if capped is not None else DEFAULT_STOP_TIMEOUT if own is None else int(own))
+    return max(waits) if waits else None
 
 
 @contextlib.contextmanager
