@@ -855,6 +855,9 @@ def _image_removal(msg: _Message, result: ImageRemoval) -> str:
         msg.code("\n".join(lines), reserve=1500, max_sections=1)
     if failed:
         msg.lines([f"❌ *{msg.esc(item.target, NAME_CLIP)}*: {msg.esc(item.error, LINE_MAX)}" for item in failed])
+    warned = [item for item in result.items if item.ok and item.warning]
+    if warned:
+        msg.lines([f"⚠️ *{msg.esc(item.target, NAME_CLIP)}*: {msg.esc(item.warning, LINE_MAX)}" for item in warned])
     return headline
 
 

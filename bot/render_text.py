@@ -222,7 +222,12 @@ def _image_removal(result: Any) -> str:
     """``docker rmi`` / ``docker image prune`` output: Untagged / Deleted lines, errors, reclaimed space."""
     assert isinstance(result, ImageRemoval)
     lines = [f"Untagged: {tag}" for tag in result.untagged] + [f"Deleted: {image}" for image in result.deleted]
-    lines += [f"Error response from daemon: {item.error}" for item in result.items if not item.ok]
+    # docker prints both on stderr in these words; a warning (`rmi -f` of a missing image) keeps exit status 0
+    lines += [
+        f"Error response from daemon: {item.warning or item.error}"
+        for item in result.items
+        if item.warning or not item.ok
+    ]
     if result.action == "prune":
         lines.append(f"Total reclaimed space: {wording.size(result.space)}")
     return "\n".join(lines)

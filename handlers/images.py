@@ -342,6 +342,13 @@ def _daemon_words(message: str) -> str:
     return "conflict: " + message.removeprefix("Conflict: ") if message.startswith("Conflict: ") else message
 
 
+def _missing(ref: str, message: str, *, force: bool) -> ActionItem:
+    """docker 28: ``rmi -f`` of an image that does not exist prints the error and exits 0 (as ``rm -f``)."""
+    if force:
+        return ActionItem(target=ref, ok=True, warning=message)
+    return ActionItem(target=ref, ok=False, error=message)
+
+
 def run_rmi(ctx: Context, request: RmiRequest) -> ImageRemoval:
     """Similar to ``docker rmi``: each image in turn; one that fails is reported, the others still go."""
     items: list[ActionItem] = []
@@ -351,10 +358,13 @@ def run_rmi(ctx: Context, request: RmiRequest) -> ImageRemoval:
     for ref in request.images:
         facts = ctx.images.get(ref)
         if facts is None:
-            items.append(ActionItem(target=ref, ok=False, error=ctx.missing_images.get(ref, f"No such image: {ref}")))
+            items.append(_missing(ref, ctx.missing_images.get(ref, f"No such image: {ref}"), force=request.force))
             continue
         try:
             gone_tags, gone = _remove(ctx, ref, force=request.force, no_prune=request.no_prune)
+        except NotFound as exc:  # removed meanwhile
+            items.append(_missing(ref, exc.message, force=request.force))
+            continue
         except ChatdockError as exc:
             items.append(ActionItem(target=ref, ok=False, error=_daemon_words(exc.message)))
             continue
