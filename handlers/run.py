@@ -84,6 +84,7 @@ GRAMMAR = Grammar(
         Flag(("--name",), "name", Kind.VALUE, "NAME", "assign a name to the container"),
         Flag(("--rm",), "rm", help="remove the container when it exits"),
         Flag(("-p", "--publish"), "publish", Kind.LIST, "PORT", "publish a port: [[IP:]HOST:]CONTAINER[/PROTO]"),
+        Flag(("-P", "--publish-all"), "publish_all", help="publish every exposed port on a random host port"),
         Flag(("-e", "--env"), "env", Kind.LIST, "KEY=VALUE", "set an environment variable"),
         Flag(("-l", "--label"), "label", Kind.LIST, "KEY=VALUE", "set a label"),
         Flag(("--network", "--net"), "network", Kind.VALUE, "NETWORK", "connect to a network"),
@@ -114,6 +115,7 @@ class RunRequest(Request):
     name: str | None = None
     rm: bool = False
     publish: tuple[PortBinding, ...] = ()
+    publish_all: bool = False  # -P: HostConfig.PublishAllPorts; the policy's ports must list "random"
     env: tuple[str, ...] = ()
     labels: tuple[tuple[str, str], ...] = ()
     network: str | None = None
@@ -257,6 +259,7 @@ def build(parsed: Parsed) -> RunRequest:
         name=name,
         rm=parsed.flag("rm"),
         publish=tuple(ports),
+        publish_all=parsed.flag("publish_all"),
         env=env_assignments(parsed.many("env")),
         labels=_labels(parsed.many("label")),
         network=network,
@@ -293,6 +296,8 @@ def create_body(
         "AutoRemove": request.rm,
         "NetworkMode": request.network or "default",
     }
+    if request.publish_all:
+        host["PublishAllPorts"] = True  # the image's EXPOSE ports and -p's, each on a port the engine picks
     if request.restart:
         policy_name, _, count = request.restart.partition(":")
         host["RestartPolicy"] = {"Name": policy_name, "MaximumRetryCount": int(count or 0)}

@@ -180,6 +180,33 @@ def test_run_detached_publishes_the_port_and_ps_shows_it(
     assert f"0.0.0.0:{port}->80/tcp" in line
 
 
+def test_run_publish_all_puts_every_exposed_port_on_a_random_host_port(
+    as_me: Callable[[str], Outcome],
+    box: Callable[[str], str],
+    docker_client: docker.DockerClient,
+    image: str,
+    engine: Engine,
+) -> None:
+    """``docker run -dP IMAGE``: the image's EXPOSE 80 on a port the engine picks; a policy without "random"
+    in ``ports`` refuses it and creates nothing."""
+    web = box("all")
+    ok(as_me(f"run -dP --name {web} {image}"))
+    data = docker_client.api.inspect_container(web)
+    assert data["HostConfig"]["PublishAllPorts"] is True
+    host_port = int(data["NetworkSettings"]["Ports"]["80/tcp"][0]["HostPort"])
+    assert get_page(host_port).status_code == 200
+    dry = ok(as_me(f"run --dry-run -d --publish-all {image}"))
+    assert dry.engine_request is not None and dry.engine_request[0]["body"]["HostConfig"]["PublishAllPorts"] is True
+
+    strict = builtin_policy().model_copy(update={"ports": ("1-65535",)})
+    other = box("none")
+    denied = make_pipeline(engine, strict).handle(f"run -d -P --name {other} {image}", ME)
+    assert not denied.ok and denied.error is not None and denied.error.kind == "denied"
+    assert "(-P) is not allowed" in denied.error.message
+    with pytest.raises(docker.errors.NotFound):
+        docker_client.api.inspect_container(other)
+
+
 def test_ps_all_quiet_and_filter(
     as_me: Callable[[str], Outcome], box: Callable[[str], str], docker_client: docker.DockerClient, image: str
 ) -> None:
