@@ -82,6 +82,7 @@ def across_hosts(command: Command, *, wait: float = WAIT) -> Handler:
                 containers=tuple(merged),
                 quiet=first.quiet if first else False,
                 all=first.all if first else False,
+                no_trunc=first.no_trunc if first else False,
                 hidden_out_of_scope=sum(r.hidden_out_of_scope for r in results.values()),
                 hosts=tuple(visible),
                 failed_hosts=tuple(

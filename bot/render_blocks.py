@@ -548,8 +548,8 @@ def _container_list(msg: _Message, result: ContainerList) -> str:
     headline = wording.ps_headline(len(result.containers), all_states=result.all)
     msg.section(headline, stem="headline")
     if result.containers:
-        if result.quiet:
-            text = "\n".join(c.id[:12] for c in result.containers)
+        if result.quiet:  # ps -q --no-trunc: full IDs
+            text = "\n".join(c.id if result.no_trunc else c.id[:12] for c in result.containers)
         else:
             headers = [wording.PS_HEADERS[i] for i in (0, 1, 4, 5, 6)]
             rows = [_ps_row(c) for c in result.containers]

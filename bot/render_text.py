@@ -61,11 +61,12 @@ def _container_list(result: Any) -> str:
 
 
 def _container_table(result: ContainerList) -> str:
+    width = None if result.no_trunc else 12  # ps --no-trunc: full IDs
     if result.quiet:
-        return "\n".join(c.id[:12] for c in result.containers)
+        return "\n".join(c.id[:width] for c in result.containers)
     rows = [
         [
-            c.id[:12],
+            c.id[:width],
             c.image,
             f'"{c.command.strip(chr(34))}"' if c.command else '""',
             c.created,

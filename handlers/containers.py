@@ -37,7 +37,7 @@ PS_GRAMMAR = Grammar(
         Flag(("-n", "--last"), "last", Kind.VALUE, "N", "show the N last created containers (all states)"),
         Flag(("-l", "--latest"), "latest", help="show the latest created container (all states)"),
         Flag(("-f", "--filter"), "filter", Kind.LIST, "KEY=VALUE", "filter output (name, label, status, ...)"),
-        Flag(("--no-trunc",), "no_trunc", help="accepted for docker compatibility", hidden=True),
+        Flag(("--no-trunc",), "no_trunc", help="don't truncate output (full IDs and commands)"),
     ),
 )
 
@@ -48,6 +48,7 @@ class PsRequest(Request):
     quiet: bool = False
     last: int = -1
     filters: tuple[tuple[str, str], ...] = ()
+    no_trunc: bool = False
 
 
 def _int(value: str, flag: str, usage: str, minimum: int = 0) -> int:
@@ -69,7 +70,13 @@ def build_ps(parsed: Parsed) -> PsRequest:
     last = _int(last_text, "--last", PS_USAGE) if last_text is not None else -1
     if parsed.flag("latest"):
         last = 1
-    return PsRequest(all=parsed.flag("all"), quiet=parsed.flag("quiet"), last=last, filters=tuple(filters))
+    return PsRequest(
+        all=parsed.flag("all"),
+        quiet=parsed.flag("quiet"),
+        last=last,
+        filters=tuple(filters),
+        no_trunc=parsed.flag("no_trunc"),
+    )
 
 
 def run_ps(ctx: Context, request: PsRequest) -> ContainerList:
@@ -97,11 +104,20 @@ def run_ps(ctx: Context, request: PsRequest) -> ContainerList:
         else:
             hidden += 1
     return ContainerList(
-        containers=tuple(view_from_list(item, now=now) for item in shown),
+        containers=tuple(_listed(item, now=now, no_trunc=request.no_trunc) for item in shown),
         quiet=request.quiet,
         all=request.all,
+        no_trunc=request.no_trunc,
         hidden_out_of_scope=hidden,
     )
+
+
+def _listed(item: dict[str, Any], *, now: float, no_trunc: bool) -> ContainerView:
+    """A ``ps`` row; ``--no-trunc``: the whole COMMAND (Go-quoted, as docker prints it), not its first 20 columns."""
+    view = view_from_list(item, now=now)
+    if not no_trunc:
+        return view
+    return view.model_copy(update={"command": humanize.quote_command(str(item.get("Command", "")))})
 
 
 # --------------------------------------------------------------------------------------------- start/stop/...

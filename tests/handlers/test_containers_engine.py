@@ -207,6 +207,21 @@ def test_run_publish_all_puts_every_exposed_port_on_a_random_host_port(
         docker_client.api.inspect_container(other)
 
 
+def test_ps_no_trunc_shows_full_ids_and_commands(
+    as_me: Callable[[str], Outcome], box: Callable[[str], str], docker_client: docker.DockerClient, image: str
+) -> None:
+    """``docker ps --no-trunc``: the 64-character ID and the whole COMMAND, Go-quoted."""
+    web = box("long")
+    ok(as_me(f"run -d --name {web} {image} sh -c 'sleep 300; echo a-rather-long-command'"))
+    full_id = docker_client.api.inspect_container(web)["Id"]
+    short = render(ok(as_me(f"ps -f name={web}")))
+    assert full_id not in short and '"sh -c \'sleep 300; e…"' in short
+    line = next(ln for ln in render(ok(as_me(f"ps --no-trunc -f name={web}"))).splitlines() if ln.endswith(web))
+    assert line.startswith(full_id) and "\"sh -c 'sleep 300; echo a-rather-long-command'\"" in line
+    assert render(ok(as_me(f"ps -q --no-trunc -f name={web}"))) == full_id
+    assert render(ok(as_me(f"ps -q -f name={web}"))) == full_id[:12]
+
+
 def test_ps_all_quiet_and_filter(
     as_me: Callable[[str], Outcome], box: Callable[[str], str], docker_client: docker.DockerClient, image: str
 ) -> None:

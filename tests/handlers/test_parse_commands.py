@@ -414,7 +414,7 @@ CONTAINER_CASES: list[tuple[str, str, Request]] = [
     ("ps --latest", "ps", c.PsRequest(last=1)),
     ("ps -n 5 -l", "ps", c.PsRequest(last=1)),
     ("ps -n 0", "ps", c.PsRequest(last=0)),
-    ("ps --no-trunc", "ps", c.PsRequest()),
+    ("ps --no-trunc", "ps", c.PsRequest(no_trunc=True)),
     # start / stop / restart
     ("start web", "start", c.StartRequest(targets=("web",))),
     ("docker container start web1 web2", "start", c.StartRequest(targets=("web1", "web2"))),
