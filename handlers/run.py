@@ -377,10 +377,16 @@ def _ensure_image(ctx: Context, request: RunRequest) -> PullOutcome | None:
 
 
 def _remove_quietly(ctx: Context, container_id: str) -> None:
+    """Remove a container a failed run created. With ``--rm`` (AutoRemove) the engine removes it itself when
+    the start fails, so finding it gone, or its removal already under way, is the goal reached: no warning."""
     try:
         params = {"force": True, "v": False}
         ctx.engine.write(ctx.engine.post_waiting, "/containers/{0}", container_id, params=params, waits=KILL_WAIT)
+    except NotFound:
+        return
     except ChatdockError as exc:
+        if "already in progress" in exc.message:
+            return
         log.warning("could not remove container %s: %s", container_id[:12], exc.message)
 
 

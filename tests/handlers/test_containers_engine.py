@@ -222,6 +222,26 @@ def test_ps_no_trunc_shows_full_ids_and_commands(
     assert render(ok(as_me(f"ps -q -f name={web}"))) == full_id[:12]
 
 
+@pytest.mark.parametrize("rm", ["--rm ", ""])
+def test_a_run_that_cannot_start_leaves_nothing_and_no_warning(
+    as_me: Callable[[str], Outcome],
+    name: Callable[[str], str],
+    docker_client: docker.DockerClient,
+    image: str,
+    rm: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """``run --rm IMAGE nosuchcmd``: with AutoRemove the engine removes the container itself; chatdock's own
+    clean-up finding it gone is no reason to warn."""
+    web = name("nocmd")
+    with caplog.at_level("WARNING"):
+        failed = as_me(f"run {rm}--name {web} {image} nosuchcmd-{SESSION}")
+    assert not failed.ok and failed.error is not None and "nosuchcmd" in failed.error.message
+    assert not [r for r in caplog.records if r.levelname == "WARNING" and r.name.startswith("handlers")]
+    with pytest.raises(docker.errors.NotFound):
+        docker_client.api.inspect_container(web)
+
+
 def test_ps_all_quiet_and_filter(
     as_me: Callable[[str], Outcome], box: Callable[[str], str], docker_client: docker.DockerClient, image: str
 ) -> None:
