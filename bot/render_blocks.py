@@ -545,7 +545,8 @@ def _ps_row(view: ContainerView) -> list[str]:
 
 
 def _container_list(msg: _Message, result: ContainerList) -> str:
-    headline = wording.ps_headline(len(result.containers), all_states=result.all)
+    stopped = any(c.state != "running" for c in result.containers)  # a filter such as status=exited lists them too
+    headline = wording.ps_headline(len(result.containers), all_states=result.all or stopped)
     msg.section(headline, stem="headline")
     if result.containers:
         if result.quiet:  # ps -q --no-trunc: full IDs

@@ -106,7 +106,7 @@ def run_ps(ctx: Context, request: PsRequest) -> ContainerList:
     return ContainerList(
         containers=tuple(_listed(item, now=now, no_trunc=request.no_trunc) for item in shown),
         quiet=request.quiet,
-        all=request.all,
+        all=request.all or request.last > 0,  # -n N / -l list stopped containers too: no "running" headline
         no_trunc=request.no_trunc,
         hidden_out_of_scope=hidden,
     )

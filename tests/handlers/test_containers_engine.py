@@ -24,6 +24,7 @@ from bot.engine import Engine
 from bot.models import Actor
 from bot.pipeline import Outcome, Pipeline
 from bot.policy import Policy, builtin_policy
+from bot.render_blocks import render_message
 from bot.render_text import render
 from tests.conftest import PREFIX, SESSION, TEST_LABEL, make_pipeline
 
@@ -240,6 +241,26 @@ def test_a_run_that_cannot_start_leaves_nothing_and_no_warning(
     assert not [r for r in caplog.records if r.levelname == "WARNING" and r.name.startswith("handlers")]
     with pytest.raises(docker.errors.NotFound):
         docker_client.api.inspect_container(web)
+
+
+def test_ps_headline_says_running_only_when_stopped_containers_are_left_out(
+    as_me: Callable[[str], Outcome], box: Callable[[str], str], image: str
+) -> None:
+    """In Slack, ``ps -n 1`` / ``-l`` / ``-f status=exited`` list stopped containers: "📦 1 container", never
+    "running"; plain ``ps`` lists running ones only: "running" is true there."""
+    done, up = box("done"), box("up")
+    ok(as_me(f"run --name {done} {image} true"))
+    ok(as_me(f"run -d --name {up} {image} sleep 60"))
+
+    def headline(text: str) -> str:
+        return str(render_message(ok(as_me(text))).blocks[0]["text"]["text"])
+
+    ok(as_me(f"stop -t 0 {up}"))
+    for text in ("ps -q -n 1", "ps -l", "ps -n 2", f"ps -f status=exited -f name={done}"):
+        assert "running" not in headline(text), text
+        assert headline(text).startswith("📦 "), text
+    ok(as_me(f"start {up}"))
+    assert headline(f"ps -f name={up}") == "📦 1 running container"
 
 
 def test_ps_all_quiet_and_filter(
