@@ -12,6 +12,7 @@ from bot.engine import DEFAULT_STOP_TIMEOUT, KILL_WAIT, MAX_STOP_TIMEOUT, own_st
 from bot.errors import NotFound, UsageError
 from bot.flags import Flag, Grammar, Kind, Parsed
 from bot.models import ContainerAction, ContainerFacts, ContainerList, ContainerView, Request, TextOutput
+from bot.redact import redact_string
 from handlers.common import (
     facts_from_list,
     for_each_target,
@@ -117,7 +118,7 @@ def _listed(item: dict[str, Any], *, now: float, no_trunc: bool) -> ContainerVie
     view = view_from_list(item, now=now)
     if not no_trunc:
         return view
-    return view.model_copy(update={"command": humanize.quote_command(str(item.get("Command", "")))})
+    return view.model_copy(update={"command": humanize.quote_command(redact_string(str(item.get("Command", ""))))})
 
 
 # --------------------------------------------------------------------------------------------- start/stop/...

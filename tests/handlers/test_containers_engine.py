@@ -221,6 +221,11 @@ def test_ps_no_trunc_shows_full_ids_and_commands(
     assert line.startswith(full_id) and "\"sh -c 'sleep 300; echo a-rather-long-command'\"" in line
     assert render(ok(as_me(f"ps -q --no-trunc -f name={web}"))) == full_id
     assert render(ok(as_me(f"ps -q -f name={web}"))) == full_id[:12]
+    # a secret-named KEY=VALUE in the command line is masked in the full command
+    other = box("cmdsecret")
+    ok(as_me(f"run -d --name {other} {image} sh -c 'API_TOKEN=cmdsecret55 sleep 300'"))
+    listed = render(ok(as_me(f"ps --no-trunc -f name={other}")))
+    assert "cmdsecret55" not in listed and "API_TOKEN=*** sleep 300" in listed
 
 
 @pytest.mark.parametrize("rm", ["--rm ", ""])
