@@ -40,6 +40,7 @@ _PORT_TAKEN = re.compile(r"Bind for (\S+?):(\d+) failed: port is already allocat
 _TRANSIENT = (requests.exceptions.ConnectionError,)
 KILL_WAIT = 15  # rm -f: the engine kills, then waits for the exit (a few seconds, more on a loaded host)
 MAX_STOP_TIMEOUT = 300  # `stop -t`, `run --stop-timeout`: the longest a chat request may make the engine wait
+DEFAULT_STOP_TIMEOUT = 10  # the engine's, for a container created without --stop-timeout
 _LOCAL_HINT = "is dockerd running and is DOCKER_HOST right?"
 
 
@@ -386,3 +387,17 @@ def facts_from_inspect(data: dict[str, Any]) -> ContainerFacts:
         image=config.get("Image", ""),
         status=(data.get("State") or {}).get("Status", ""),
     )
+
+
+def own_stop_timeout(stop_timeout: object) -> int | None:
+    """The ``t`` chat sends for a container's own ``StopTimeout`` when ``-t`` is not given.
+
+    None (send nothing, as docker does: the engine applies the container's own, or its default 10 s) when that
+    is within ``0..MAX_STOP_TIMEOUT``; ``MAX_STOP_TIMEOUT`` when it is negative (wait forever) or longer, which
+    chat caps as it caps ``-t``: a stop must not hold a worker without end. A container made outside chatdock
+    (``docker run --stop-timeout -1``) is stopped, killed after 300 s, rather than refused.
+    """
+    if stop_timeout is None:
+        return None
+    seconds = int(str(stop_timeout))
+    return MAX_STOP_TIMEOUT if seconds < 0 or seconds > MAX_STOP_TIMEOUT else None

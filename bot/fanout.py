@@ -81,7 +81,8 @@ def across_hosts(command: Command, *, wait: float = WAIT) -> Handler:
             return ContainerList(
                 containers=tuple(merged),
                 quiet=first.quiet if first else False,
-                all=first.all if first else False,
+                all=any(r.all for r in results.values()),
+                no_trunc=first.no_trunc if first else False,
                 hidden_out_of_scope=sum(r.hidden_out_of_scope for r in results.values()),
                 hosts=tuple(visible),
                 failed_hosts=tuple(

@@ -240,6 +240,11 @@ def truncate_command(cmd: str, width: int = 20) -> str:
     return _go_quote(_ellipsis(cmd, width))
 
 
+def quote_command(cmd: str) -> str:
+    """docker ps --no-trunc's COMMAND column: the whole command, Go-quoted."""
+    return _go_quote(cmd)
+
+
 def short_id(container_id: str) -> str:
     """docker's ``TruncateID``: drop an algorithm prefix ("sha256:"), keep 12 characters."""
     return container_id.partition(":")[2][:12] if ":" in container_id else container_id[:12]

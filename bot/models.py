@@ -182,6 +182,7 @@ class ContainerList(Result):
     containers: tuple[ContainerView, ...]
     quiet: bool = False
     all: bool = False
+    no_trunc: bool = False  # ps --no-trunc: full IDs (and commands, in the views)
     hidden_out_of_scope: int = 0
     hosts: tuple[str, ...] = ()  # a listing across these hosts: a HOST column
     failed_hosts: tuple[str, ...] = ()  # why a host is missing from it

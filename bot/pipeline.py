@@ -250,6 +250,7 @@ class Pipeline:
         called as a long handler (a pull) advances; front doors show it while the request runs."""
         started = time.monotonic()
         command, request, host = admitted.command, admitted.request, admitted.host
+        shown_text = admitted.shown_text
         secrets = SecretSink(self.policy.redact)
         decision = admitted.decision
         begun = False
@@ -275,12 +276,14 @@ class Pipeline:
                 engine_request = redact_document([call.as_dict() for call in calls], self.policy.redact)
             if approved is not None:  # approvals (issue #13): the very Engine requests the approvers saw
                 approved.check_plan(engine_request)
-            self._begin(admitted.request_id, admitted.actor, admitted.source, admitted.shown_text, admitted)
+            known = secrets.mask()  # the request's own -e values and its containers' secret env values
+            shown_text = known.text(shown_text)
+            self._begin(admitted.request_id, admitted.actor, admitted.source, shown_text, admitted, mask=known)
             begun = True
             if request.dry_run:
                 preview = command.preview
                 result = DryRun(
-                    summary=f"would run `{admitted.shown_text}`{_on_host(admitted.shown_host)}: {decision.reason}",
+                    summary=f"would run `{shown_text}`{_on_host(admitted.shown_host)}: {decision.reason}",
                     engine_requests=tuple(engine_request or ()),
                     lines=preview(ctx, request) if preview is not None else (),
                 )
@@ -296,13 +299,14 @@ class Pipeline:
         mask = secrets.mask()
         if mask:
             result, error = _masked(mask, result, error)
+            shown_text = mask.text(shown_text)
             if engine_request:
                 engine_request = mask.apply(engine_request)
         outcome = Outcome(
             request_id=admitted.request_id,
             ok=error is None and _result_ok(result),
             text=admitted.text,
-            shown_text=admitted.shown_text,
+            shown_text=shown_text,
             actor=admitted.actor,
             command=command.name,
             request=request,
@@ -317,7 +321,7 @@ class Pipeline:
             source=admitted.source,
         )
         if not begun:
-            self._begin(admitted.request_id, admitted.actor, admitted.source, admitted.shown_text, outcome)
+            self._begin(admitted.request_id, admitted.actor, admitted.source, shown_text, outcome, mask=mask)
         self.auditor.end(outcome)
         return outcome
 
@@ -456,8 +460,19 @@ class Pipeline:
         self.auditor.end(outcome)
         return outcome
 
-    def _begin(self, request_id: str, actor: Actor, source: str, shown: str, about: AdmittedRequest | Outcome) -> None:
-        """The audit's first write: before the handler runs, or with the outcome of a request that did not."""
+    def _begin(
+        self,
+        request_id: str,
+        actor: Actor,
+        source: str,
+        shown: str,
+        about: AdmittedRequest | Outcome,
+        *,
+        mask: SecretMask | None = None,
+    ) -> None:
+        """The audit's first write: before the handler runs, or with the outcome of a request that did not.
+        ``mask``: the secrets known by then (the request's own ``-e`` values, its containers'), kept out of the
+        stored request as out of the shown text."""
         if isinstance(about, AdmittedRequest):
             command: str | None = about.command.name
             request: Request | None = about.request
@@ -471,7 +486,7 @@ class Pipeline:
             text=shown,
             source=source,
             command=command,
-            request=_dump(request),
+            request=mask.apply(_dump(request)) if mask else _dump(request),
             decision=decision,
             **_host_column(host),
         )

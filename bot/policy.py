@@ -424,10 +424,17 @@ def load_policy_text(text: str, *, source: str = "policy", known_commands: Itera
                 misplaced.append(f"{_locate(text, found.path)}{found}")  # is wrong; this is only a fallback
                 continue
             path = tuple(error["loc"])
-            dotted = ".".join(str(p) for p in path) or "policy"
+            dotted = _dotted(path) or "policy"
             message = error["msg"].removeprefix("Value error, ")
             if error["type"] == "extra_forbidden":
                 message = "unknown key"
+            elif error["type"] in ("tuple_type", "list_type"):
+                found_value = error.get("input")
+                message = (
+                    f'must be a list (write ["{found_value}"])' if isinstance(found_value, str) else "must be a list"
+                )
+            elif error["type"] == "dict_type":
+                message = "must be a mapping (write {key: value})"
             problems.append(f"{_locate(text, path)}{dotted}: {message}")
     problems += [f"{_locate(text, path)}{message}" for path, message in _reference_problems(raw, set(known_commands))]
     if problems or policy is None:
@@ -441,24 +448,51 @@ _EMPTY_MEANS = {
     "teams": "empty list, so it admits no other workspace",
     "protect": "empty list, so it protects nothing",
     "redact": "empty list, so it adds no secret words",
+    "host_labels": "empty mapping, so it matches no host",
 }
+
+
+def _dotted(path: tuple[Any, ...]) -> str:
+    """``("grants", 0, "users")`` → ``grants[0].users``, as every message about a policy names a place."""
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
+
+
+# Entries matched as exact Slack IDs (``"*"`` alone: anyone), never as patterns.
+_ID_FIELDS = frozenset({"users", "groups", "channels", "teams"})
+
+
+def _id_entry_warning(entry: str) -> str | None:
+    if entry != entry.strip():
+        fixed = entry.strip()
+        return f"'{entry}' has spaces around it, so it matches nothing; write \"{fixed}\""
+    if entry != ANY and any(c in entry for c in "*?["):
+        return f"'{entry}' looks like a pattern, but only exact IDs are matched (\"*\" alone means any)"
+    return None
 
 
 def policy_warnings(text: str, policy: Policy) -> list[str]:
     """What ``chatdock policy check`` warns about in a valid policy, located like errors: every list (or
-    mapping) written empty, which matches nothing, and every grant that names nobody."""
+    mapping) written empty, which matches nothing; every grant that names nobody; and entries of ID lists
+    (``users``, ``groups``, ``channels``, ``teams``) that look like patterns (``U*``) or carry spaces (``" * "``),
+    since those lists match exact IDs only."""
     warnings: list[str] = []
 
     def empty(path: tuple[str | int, ...], what: str) -> None:
-        dotted = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
-        warnings.append(f"{_locate(text, path)}{dotted}: {what}")
+        warnings.append(f"{_locate(text, path)}{_dotted(path)}: {what}")
 
     def walk(model: BaseModel, path: tuple[str | int, ...]) -> None:
         for name in sorted(model.model_fields_set, key=list(type(model).model_fields).index):
             value = getattr(model, name)
             here = (*path, name)
-            if isinstance(value, tuple | dict) and not value:
+            if isinstance(value, dict) and not value:
+                empty(here, _EMPTY_MEANS.get(name, "empty mapping, so it matches nothing"))
+            elif isinstance(value, tuple) and not value:
                 empty(here, _EMPTY_MEANS.get(name, "empty list, so it matches nothing"))
+            elif name in _ID_FIELDS and isinstance(value, tuple):
+                for index, entry in enumerate(value):
+                    problem = _id_entry_warning(entry) if isinstance(entry, str) else None
+                    if problem:
+                        empty((*here, index), problem)
             elif isinstance(value, dict):
                 for key, item in value.items():
                     if isinstance(item, BaseModel):

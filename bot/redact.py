@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -70,17 +70,26 @@ _ENV_FLAG = re.compile(r"^(-e|--env)(=?)(.*)$")
 
 
 def redact_words(words: Iterable[str], extra_words: Iterable[str] = ()) -> list[str]:
-    """Mask ``-e KEY=VALUE`` values (every spelling) in a command's words, for echoing it back."""
+    """Mask ``-e KEY=VALUE`` values (every spelling) in a command's words, for echoing it back.
+
+    A secret ``-e`` value typed again elsewhere in the same command (``run -e DB_PASSWORD=s3cret! IMAGE
+    s3cret!``) is masked there too, as in the command's output (values of ``MIN_SECRET_LENGTH`` or more).
+    """
+    words = list(words)
+    extra = tuple(extra_words)
     shown: list[str] = []
+    assigned: list[str] = []
     expect_value = False
     for word in words:
         if expect_value:
-            shown.append(redact_assignment(word, extra_words))
+            shown.append(redact_assignment(word, extra))
+            assigned.append(word)
             expect_value = False
             continue
         match = _ENV_FLAG.match(word)
         if match and match.group(3):
-            shown.append(match.group(1) + match.group(2) + redact_assignment(match.group(3), extra_words))
+            shown.append(match.group(1) + match.group(2) + redact_assignment(match.group(3), extra))
+            assigned.append(match.group(3))
         elif match:
             shown.append(word)
             expect_value = True
@@ -88,23 +97,68 @@ def redact_words(words: Iterable[str], extra_words: Iterable[str] = ()) -> list[
             shown.append(word)  # a bundle like -de: the next word is the value
             expect_value = True
         else:
-            shown.append(redact_assignment(word, extra_words) if "=" in word else redact_text(word))
-    return shown
+            shown.append(redact_assignment(word, extra) if "=" in word else redact_text(word))
+    own = SecretMask(values=secret_env(assigned, extra).values)
+    return [own.text(word) for word in shown] if own else shown
+
+
+# ``KEY=VALUE`` inside a longer string: a build step's ``ENV API_TOKEN=x PLAIN=y``, ``sh -c 'DB_PASSWORD=x run'``.
+# The value runs to the next blank or quote, or is a whole quoted string.
+_EMBEDDED = re.compile(r"(?<![A-Za-z0-9_.-])([A-Za-z_][A-Za-z0-9_.-]*)=(\"[^\"]*\"|'[^']*'|[^\s\"'`,;&]*)")
+
+
+def embedded_secrets(text: str, extra_words: Iterable[str] = ()) -> list[tuple[str, str]]:
+    """The secret-named ``KEY=VALUE`` pairs anywhere in ``text`` (quotes around a value removed)."""
+    words = tuple(extra_words)
+    return [
+        (m.group(1), m.group(2).strip("\"'"))
+        for m in _EMBEDDED.finditer(text)
+        if m.group(2) and is_secret_name(m.group(1), words)
+    ]
+
+
+def redact_string(text: str, extra_words: Iterable[str] = ()) -> str:
+    """Mask secret-named ``KEY=VALUE`` pairs anywhere in ``text`` (``ENV API_TOKEN=***``) and token shapes."""
+    words = tuple(extra_words)
+    if "=" in text:
+        text = _EMBEDDED.sub(
+            lambda m: f"{m.group(1)}={MASK}" if m.group(2) and is_secret_name(m.group(1), words) else m.group(0),
+            text,
+        )
+    return redact_text(text)
+
+
+def redact_labels(labels: Mapping[str, Any], extra_words: Iterable[str] = ()) -> dict[str, Any]:
+    """Labels (``--label DB_PASSWORD=x``): a secret-named key's value becomes ``***``, as ``-e`` values do."""
+    words = tuple(extra_words)
+    return {
+        key: MASK if is_secret_name(str(key), words) else redact_document(item, words) for key, item in labels.items()
+    }
 
 
 def redact_document(value: Any, extra_words: Iterable[str] = ()) -> Any:
-    """Walk an inspect document: mask ``Env`` lists and token-shaped strings everywhere."""
+    """Walk an inspect document or an Engine request body and mask what may be secret.
+
+    ``Env`` lists item by item, ``Labels`` by key, and in every other string the secret-named ``KEY=VALUE``
+    pairs (a build history's ``ENV API_TOKEN=...`` in ``ContainerConfig.Cmd``, a ``sh -c`` command line)
+    and token shapes.
+    """
     words = tuple(extra_words)
     if isinstance(value, dict):
-        return {
-            key: (redact_env(item, words) if key == "Env" and isinstance(item, list) else redact_document(item, words))
-            for key, item in value.items()
-        }
-    if isinstance(value, list):
+        return {key: _redact_field(key, item, words) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
         return [redact_document(item, words) for item in value]
     if isinstance(value, str):
-        return redact_text(value)
+        return redact_string(value, words)
     return value
+
+
+def _redact_field(key: Any, item: Any, words: tuple[str, ...]) -> Any:
+    if key == "Env" and isinstance(item, list):
+        return [redact_string(text, words) for text in redact_env([str(i) for i in item], words)]
+    if key == "Labels" and isinstance(item, dict):
+        return redact_labels(item, words)
+    return redact_document(item, words)
 
 
 # A secret value shorter than this is masked only in its ``KEY=VALUE`` form: masking every ``true``, ``1`` or
@@ -193,9 +247,27 @@ class SecretSink:
             self._keys |= found.keys
 
     def add_inspect(self, data: dict[str, Any] | None) -> None:
-        """A container's or image's inspect document: its ``Config.Env``."""
+        """A container's or image's inspect document: ``Config.Env``, secret-named labels, and secret-named
+        ``KEY=VALUE`` pairs in any other string (a build history's ``ENV API_TOKEN=...``, a command line)."""
         self.add_env(((data or {}).get("Config") or {}).get("Env"))
+        pairs: list[str] = []
+        _collect_pairs(data, self._words, pairs)
+        self.add_env(pairs)
 
     def mask(self) -> SecretMask:
         with self._lock:
             return SecretMask(values=frozenset(self._values), keys=frozenset(self._keys))
+
+
+def _collect_pairs(value: Any, words: tuple[str, ...], out: list[str]) -> None:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key == "Labels" and isinstance(item, dict):
+                out.extend(f"{k}={v}" for k, v in item.items() if isinstance(v, str))
+            else:
+                _collect_pairs(item, words, out)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            _collect_pairs(item, words, out)
+    elif isinstance(value, str) and "=" in value:
+        out.extend(f"{key}={secret}" for key, secret in embedded_secrets(value, words))

@@ -61,11 +61,12 @@ def _container_list(result: Any) -> str:
 
 
 def _container_table(result: ContainerList) -> str:
+    width = None if result.no_trunc else 12  # ps --no-trunc: full IDs
     if result.quiet:
-        return "\n".join(c.id[:12] for c in result.containers)
+        return "\n".join(c.id[:width] for c in result.containers)
     rows = [
         [
-            c.id[:12],
+            c.id[:width],
             c.image,
             f'"{c.command.strip(chr(34))}"' if c.command else '""',
             c.created,
@@ -222,7 +223,12 @@ def _image_removal(result: Any) -> str:
     """``docker rmi`` / ``docker image prune`` output: Untagged / Deleted lines, errors, reclaimed space."""
     assert isinstance(result, ImageRemoval)
     lines = [f"Untagged: {tag}" for tag in result.untagged] + [f"Deleted: {image}" for image in result.deleted]
-    lines += [f"Error response from daemon: {item.error}" for item in result.items if not item.ok]
+    # docker prints both on stderr in these words; a warning (`rmi -f` of a missing image) keeps exit status 0
+    lines += [
+        f"Error response from daemon: {item.warning or item.error}"
+        for item in result.items
+        if item.warning or not item.ok
+    ]
     if result.action == "prune":
         lines.append(f"Total reclaimed space: {wording.size(result.space)}")
     return "\n".join(lines)

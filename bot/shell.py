@@ -17,6 +17,7 @@ from collections.abc import Iterable, Iterator
 from typing import TextIO
 
 from bot import wording
+from bot.engine import DEFAULT_STOP_TIMEOUT, own_stop_timeout
 from bot.models import Actor, ExecOutcome, Progress, Request, RunOutcome
 from bot.outcome import Outcome
 from bot.pipeline import Pipeline
@@ -113,11 +114,33 @@ def waiting_line(pipeline: Pipeline, text: str) -> str | None:
     return waiting_for(pipeline, request)
 
 
-def waiting_for(pipeline: Pipeline, request: Request) -> str | None:
-    """What an admitted request will wait for (nothing for a dry run)."""
+def waiting_for(pipeline: Pipeline, request: Request, host: str | None = None) -> str | None:
+    """What an admitted request will wait for (nothing for a dry run); ``host``: where it runs."""
     if request.dry_run:
         return None
-    return wording.waiting(request, run_timeout=pipeline.run_timeout, exec_timeout=pipeline.exec_timeout)
+    return wording.waiting(
+        request,
+        run_timeout=pipeline.run_timeout,
+        exec_timeout=pipeline.exec_timeout,
+        stop_wait=_own_stop_wait(pipeline, request, host),
+    )
+
+
+def _own_stop_wait(pipeline: Pipeline, request: object, host: str | None = None) -> int | None:
+    """For ``stop``/``restart`` without ``-t``: the longest wait the targets' own ``StopTimeout`` gives, as the
+    handler will apply it (capped at 300 s); None when a target cannot be read (its error comes from ``handle``)."""
+    if getattr(request, "command", "") not in ("stop", "restart") or getattr(request, "timeout", None) is not None:
+        return None
+    engine = pipeline.hosts.engine(host if host in pipeline.hosts.hosts else pipeline.hosts.default)
+    waits: list[int] = []
+    for ref in getattr(request, "targets", ()) or ():
+        try:
+            own = (engine.inspect_container(ref).get("Config") or {}).get("StopTimeout")
+        except Exception:
+            return None
+        capped = own_stop_timeout(own)
+        waits.append(capped if capped is not None else DEFAULT_STOP_TIMEOUT if own is None else int(own))
+    return max(waits) if waits else None
 
 
 @contextlib.contextmanager
@@ -176,7 +199,7 @@ def run_lines(
         if isinstance(admitted, Outcome):
             outcome = admitted
         else:
-            with progress(waiting_for(pipeline, admitted.request), stream=status or sys.stderr):
+            with progress(waiting_for(pipeline, admitted.request, admitted.host), stream=status or sys.stderr):
                 bar = ProgressDisplay(sys.stderr)
                 outcome = pipeline.execute(admitted, progress=bar.show)
                 bar.close()

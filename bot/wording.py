@@ -179,14 +179,18 @@ def not_attached(filename: str, error: str) -> str:
     return f"⚠️ The whole output could not be attached as {filename}{code}: {fix}."
 
 
-def waiting(request: object, *, run_timeout: float, exec_timeout: float) -> str:
+def waiting(request: object, *, run_timeout: float, exec_timeout: float, stop_wait: int | None = None) -> str:
     """What the shell says while a command takes a while (``stopping web (waits up to 10 s)…``).
 
-    Reads the request by its attributes (``targets``, ``timeout``, ``image``, ...) so that the words stay here."""
+    Reads the request by its attributes (``targets``, ``timeout``, ``image``, ...) so that the words stay here.
+    ``stop_wait``: the longest stop timeout the targets' own ``StopTimeout`` gives (read by the caller), when
+    ``-t`` is not given."""
     command = str(getattr(request, "command", ""))
     targets = ", ".join(getattr(request, "targets", ()) or ())
     if command in ("stop", "restart"):
         timeout = getattr(request, "timeout", None)
+        if timeout is None and stop_wait is not None:
+            timeout = stop_wait
         wait = f"up to {timeout} s" if timeout is not None else "up to 10 s, or its own stop timeout,"
         verb = "stopping" if command == "stop" else "restarting"
         return f"{verb} {targets} (waits {wait} before killing)…"

@@ -12,6 +12,7 @@ from bot.commands import Context
 from bot.errors import ChatdockError, Conflict, Denied, NotFound, UsageError
 from bot.models import ActionItem, ContainerFacts, ContainerView
 from bot.policy import MANAGED_LABEL, OWNER_LABEL
+from bot.redact import redact_string
 
 MAX_PARALLEL = 8
 
@@ -98,7 +99,7 @@ def view_from_list(item: dict[str, Any], *, now: float) -> ContainerView:
         id=item["Id"],
         name=names[0].lstrip("/"),
         image=item.get("Image", ""),
-        command=humanize.truncate_command(item.get("Command", "")),
+        command=humanize.truncate_command(redact_string(item.get("Command", ""))),  # sh -c 'API_TOKEN=x ...'
         created=humanize.created_ago(float(item.get("Created", now)), now),
         status=item.get("Status", ""),
         state=item.get("State", ""),

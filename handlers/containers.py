@@ -8,10 +8,11 @@ from typing import Any
 
 from bot import humanize, parse_values
 from bot.commands import Command, Context, EngineCall
-from bot.engine import KILL_WAIT, MAX_STOP_TIMEOUT
+from bot.engine import DEFAULT_STOP_TIMEOUT, KILL_WAIT, MAX_STOP_TIMEOUT, own_stop_timeout
 from bot.errors import NotFound, UsageError
 from bot.flags import Flag, Grammar, Kind, Parsed
 from bot.models import ContainerAction, ContainerFacts, ContainerList, ContainerView, Request, TextOutput
+from bot.redact import redact_string
 from handlers.common import (
     facts_from_list,
     for_each_target,
@@ -37,7 +38,7 @@ PS_GRAMMAR = Grammar(
         Flag(("-n", "--last"), "last", Kind.VALUE, "N", "show the N last created containers (all states)"),
         Flag(("-l", "--latest"), "latest", help="show the latest created container (all states)"),
         Flag(("-f", "--filter"), "filter", Kind.LIST, "KEY=VALUE", "filter output (name, label, status, ...)"),
-        Flag(("--no-trunc",), "no_trunc", help="accepted for docker compatibility", hidden=True),
+        Flag(("--no-trunc",), "no_trunc", help="don't truncate output (full IDs and commands)"),
     ),
 )
 
@@ -48,6 +49,7 @@ class PsRequest(Request):
     quiet: bool = False
     last: int = -1
     filters: tuple[tuple[str, str], ...] = ()
+    no_trunc: bool = False
 
 
 def _int(value: str, flag: str, usage: str, minimum: int = 0) -> int:
@@ -69,7 +71,13 @@ def build_ps(parsed: Parsed) -> PsRequest:
     last = _int(last_text, "--last", PS_USAGE) if last_text is not None else -1
     if parsed.flag("latest"):
         last = 1
-    return PsRequest(all=parsed.flag("all"), quiet=parsed.flag("quiet"), last=last, filters=tuple(filters))
+    return PsRequest(
+        all=parsed.flag("all"),
+        quiet=parsed.flag("quiet"),
+        last=last,
+        filters=tuple(filters),
+        no_trunc=parsed.flag("no_trunc"),
+    )
 
 
 def run_ps(ctx: Context, request: PsRequest) -> ContainerList:
@@ -97,11 +105,20 @@ def run_ps(ctx: Context, request: PsRequest) -> ContainerList:
         else:
             hidden += 1
     return ContainerList(
-        containers=tuple(view_from_list(item, now=now) for item in shown),
+        containers=tuple(_listed(item, now=now, no_trunc=request.no_trunc) for item in shown),
         quiet=request.quiet,
-        all=request.all,
+        all=request.all or request.last > 0,  # -n N / -l list stopped containers too: no "running" headline
+        no_trunc=request.no_trunc,
         hidden_out_of_scope=hidden,
     )
+
+
+def _listed(item: dict[str, Any], *, now: float, no_trunc: bool) -> ContainerView:
+    """A ``ps`` row; ``--no-trunc``: the whole COMMAND (Go-quoted, as docker prints it), not its first 20 columns."""
+    view = view_from_list(item, now=now)
+    if not no_trunc:
+        return view
+    return view.model_copy(update={"command": humanize.quote_command(redact_string(str(item.get("Command", ""))))})
 
 
 # --------------------------------------------------------------------------------------------- start/stop/...
@@ -145,7 +162,6 @@ STOP_USAGE = "stop [-t SECONDS] CONTAINER [CONTAINER...]"
 RESTART_USAGE = "restart [-t SECONDS] CONTAINER [CONTAINER...]"
 RM_USAGE = "rm [-f] [-v] CONTAINER [CONTAINER...]"
 TIMEOUT_FLAG = Flag(("-t", "--time", "--timeout"), "timeout", Kind.VALUE, "SECONDS", "seconds to wait before killing")
-DEFAULT_STOP_TIMEOUT = 10  # the engine's, for a container created without --stop-timeout
 
 
 def _timeout(parsed: Parsed, usage: str) -> int | None:
@@ -196,9 +212,11 @@ def plan_start(ctx: Context, request: StartRequest) -> list[EngineCall]:
 
 
 def plan_stop(ctx: Context, request: StopRequest) -> list[EngineCall]:
-    params = {"t": request.timeout} if request.timeout is not None else {}
     verb = "restart" if isinstance(request, RestartRequest) else "stop"
-    return [EngineCall("POST", f"/containers/{cid}/{verb}", params) for cid in _ids(ctx, request)]
+    return [
+        EngineCall("POST", f"/containers/{cid}/{verb}", _stop_params(stop_seconds(ctx, cid, request.timeout)))
+        for cid in _ids(ctx, request)
+    ]
 
 
 def plan_rm(ctx: Context, request: RmRequest) -> list[EngineCall]:
@@ -220,31 +238,38 @@ def run_start(ctx: Context, request: StartRequest) -> ContainerAction:
     return ContainerAction(action="start", items=for_each_target(ctx, request.targets, start))
 
 
-def stop_wait(ctx: Context, container_id: str, seconds: int | None) -> float | None:
-    """How long the engine may wait for a stop: ``-t`` when given, else the container's own ``--stop-timeout``
-    (10 s when it has none, the engine's default); ``None`` for a negative one, which waits without end."""
+def stop_seconds(ctx: Context, container_id: str, seconds: int | None) -> tuple[int | None, int]:
+    """``(t to send or None, seconds the engine may wait)``: ``-t`` when given, else the container's own
+    ``--stop-timeout`` capped at ``MAX_STOP_TIMEOUT`` (:func:`own_stop_timeout`), 10 s when it has none."""
     if seconds is not None:
-        return float(seconds)
+        return seconds, seconds
+    if container_id not in {facts.id for facts in ctx.containers.values()}:
+        return None, DEFAULT_STOP_TIMEOUT  # not there: the engine's error says so
     data = ctx.engine.read(ctx.engine.api.inspect_container, container_id)
     own = (data.get("Config") or {}).get("StopTimeout")
-    if own is None:
-        return float(DEFAULT_STOP_TIMEOUT)
-    return None if int(own) < 0 else float(own)
+    capped = own_stop_timeout(own)
+    if capped is not None:
+        return capped, capped
+    return None, DEFAULT_STOP_TIMEOUT if own is None else int(own)
+
+
+def _stop_params(seconds: tuple[int | None, int]) -> dict[str, Any]:
+    return {"t": seconds[0]} if seconds[0] is not None else {}
 
 
 def run_stop(ctx: Context, request: StopRequest) -> ContainerAction:
     """Similar to the ``docker stop`` command (``restart`` for RestartRequest); all targets at once.
 
     Without ``-t`` no ``t`` is sent, as docker sends none: the engine applies the container's own stop timeout,
-    and chatdock waits for as long as the engine may (:func:`stop_wait`) plus its usual timeout.
+    and chatdock waits for as long as the engine may plus its usual timeout. A container's own stop timeout that
+    is negative (wait forever) or above ``MAX_STOP_TIMEOUT`` is capped there: ``t=300`` is sent.
     """
     restart = isinstance(request, RestartRequest)
     path = "/containers/{0}/restart" if restart else "/containers/{0}/stop"
-    params = {"t": request.timeout} if request.timeout is not None else {}
 
     def act(facts: ContainerFacts) -> ContainerView:
-        waits = stop_wait(ctx, facts.id, request.timeout)
-        ctx.engine.write(ctx.engine.post_waiting, path, facts.id, params=params, waits=waits)
+        seconds = stop_seconds(ctx, facts.id, request.timeout)
+        ctx.engine.write(ctx.engine.post_waiting, path, facts.id, params=_stop_params(seconds), waits=seconds[1])
         return _fresh_view(ctx, facts)
 
     return ContainerAction(action="restart" if restart else "stop", items=for_each_target(ctx, request.targets, act))

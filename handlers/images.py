@@ -41,7 +41,7 @@ from bot.models import (
     Request,
 )
 from bot.policy import ImageRef, image_removable, parse_image
-from bot.redact import redact_document, redact_env
+from bot.redact import redact_document, redact_env, redact_string
 from handlers.common import facts_from_list, split_targets
 
 log = logging.getLogger(__name__)
@@ -342,6 +342,13 @@ def _daemon_words(message: str) -> str:
     return "conflict: " + message.removeprefix("Conflict: ") if message.startswith("Conflict: ") else message
 
 
+def _missing(ref: str, message: str, *, force: bool) -> ActionItem:
+    """docker 28: ``rmi -f`` of an image that does not exist prints the error and exits 0 (as ``rm -f``)."""
+    if force:
+        return ActionItem(target=ref, ok=True, warning=message)
+    return ActionItem(target=ref, ok=False, error=message)
+
+
 def run_rmi(ctx: Context, request: RmiRequest) -> ImageRemoval:
     """Similar to ``docker rmi``: each image in turn; one that fails is reported, the others still go."""
     items: list[ActionItem] = []
@@ -351,10 +358,13 @@ def run_rmi(ctx: Context, request: RmiRequest) -> ImageRemoval:
     for ref in request.images:
         facts = ctx.images.get(ref)
         if facts is None:
-            items.append(ActionItem(target=ref, ok=False, error=ctx.missing_images.get(ref, f"No such image: {ref}")))
+            items.append(_missing(ref, ctx.missing_images.get(ref, f"No such image: {ref}"), force=request.force))
             continue
         try:
             gone_tags, gone = _remove(ctx, ref, force=request.force, no_prune=request.no_prune)
+        except NotFound as exc:  # removed meanwhile
+            items.append(_missing(ref, exc.message, force=request.force))
+            continue
         except ChatdockError as exc:
             items.append(ActionItem(target=ref, ok=False, error=_daemon_words(exc.message)))
             continue
@@ -481,10 +491,13 @@ def run_inspect(ctx: Context, request: ImageInspectRequest) -> Inspection:
     if request.image not in ctx.images:
         raise NotFound(ctx.missing_images.get(request.image, f"No such image: {request.image}"))
     data = ctx.engine.inspect_image(request.image)
+    ctx.secrets.add_inspect(data)  # its ENV values, wherever else they appear (history, labels) in the reply
     document = redact_document(data, ctx.policy.redact)
     config = data.get("Config") or {}
     env = redact_env(config.get("Env") or [], ctx.policy.redact)
-    command = " ".join([*(config.get("Entrypoint") or []), *(config.get("Cmd") or [])])
+    command = redact_string(
+        " ".join([*(config.get("Entrypoint") or []), *(config.get("Cmd") or [])]), ctx.policy.redact
+    )
     summary = (
         ("ID", humanize.short_id(str(data.get("Id", "")))),
         ("Tags", ", ".join(data.get("RepoTags") or []) or "none"),

@@ -13,7 +13,7 @@ from bot.engine import translate
 from bot.errors import ChatdockError, Conflict, UsageError
 from bot.flags import Flag, Grammar, Kind, Parsed, Refused
 from bot.models import ContainerFacts, ExecOutcome, Inspection, Request, StatsView, TextOutput
-from bot.redact import redact_document, redact_env
+from bot.redact import redact_document, redact_env, redact_labels, redact_string
 from handlers.common import (
     env_assignments,
     facts_from_list,
@@ -57,12 +57,15 @@ def run_inspect(ctx: Context, request: InspectRequest) -> Inspection:
     mounts = [
         f"{m.get('Type')}:{m.get('Name') or m.get('Source')} → {m.get('Destination')}" for m in data.get("Mounts") or []
     ]
-    user_labels = {k: v for k, v in (config.get("Labels") or {}).items()}
+    user_labels = redact_labels(config.get("Labels") or {}, ctx.policy.redact)
     summary = (
         ("Name", str(data.get("Name", "")).lstrip("/")),
         ("ID", data["Id"][:12]),
         ("Image", str(config.get("Image", ""))),
-        ("Command", " ".join([data.get("Path", ""), *(data.get("Args") or [])]).strip()),
+        (
+            "Command",
+            redact_string(" ".join([data.get("Path", ""), *(data.get("Args") or [])]).strip(), ctx.policy.redact),
+        ),
         ("State", humanize.container_status(state, time.time())),
         ("Ports", humanize.format_ports((data.get("NetworkSettings") or {}).get("Ports") or {}) or "none"),
         (

@@ -81,6 +81,7 @@ GRAMMAR = Grammar(
         Flag(("--name",), "name", Kind.VALUE, "NAME", "assign a name to the container"),
         Flag(("--rm",), "rm", help="remove the container when it exits"),
         Flag(("-p", "--publish"), "publish", Kind.LIST, "PORT", "publish a port: [[IP:]HOST:]CONTAINER[/PROTO]"),
+        Flag(("-P", "--publish-all"), "publish_all", help="publish every exposed port on a random host port"),
         Flag(("-e", "--env"), "env", Kind.LIST, "KEY=VALUE", "set an environment variable"),
         Flag(("-l", "--label"), "label", Kind.LIST, "KEY=VALUE", "set a label"),
         Flag(("--network", "--net"), "network", Kind.VALUE, "NETWORK", "connect to a network"),
@@ -111,6 +112,7 @@ class RunRequest(Request):
     name: str | None = None
     rm: bool = False
     publish: tuple[PortBinding, ...] = ()
+    publish_all: bool = False  # -P: HostConfig.PublishAllPorts; the policy's ports must list "random"
     env: tuple[str, ...] = ()
     labels: tuple[tuple[str, str], ...] = ()
     network: str | None = None
@@ -254,6 +256,7 @@ def build(parsed: Parsed) -> RunRequest:
         name=name,
         rm=parsed.flag("rm"),
         publish=tuple(ports),
+        publish_all=parsed.flag("publish_all"),
         env=env_assignments(parsed.many("env")),
         labels=_labels(parsed.many("label")),
         network=network,
@@ -290,6 +293,8 @@ def create_body(
         "AutoRemove": request.rm,
         "NetworkMode": request.network or "default",
     }
+    if request.publish_all:
+        host["PublishAllPorts"] = True  # the image's EXPOSE ports and -p's, each on a port the engine picks
     if request.restart:
         policy_name, _, count = request.restart.partition(":")
         host["RestartPolicy"] = {"Name": policy_name, "MaximumRetryCount": int(count or 0)}
@@ -369,10 +374,16 @@ def _ensure_image(ctx: Context, request: RunRequest) -> PullOutcome | None:
 
 
 def _remove_quietly(ctx: Context, container_id: str) -> None:
+    """Remove a container a failed run created. With ``--rm`` (AutoRemove) the engine removes it itself when
+    the start fails, so finding it gone, or its removal already under way, is the goal reached: no warning."""
     try:
         params = {"force": True, "v": False}
         ctx.engine.write(ctx.engine.post_waiting, "/containers/{0}", container_id, params=params, waits=KILL_WAIT)
+    except NotFound:
+        return
     except ChatdockError as exc:
+        if "already in progress" in exc.message:
+            return
         log.warning("could not remove container %s: %s", container_id[:12], exc.message)
 
 

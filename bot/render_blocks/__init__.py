@@ -241,11 +241,12 @@ def _ps_row(view: ContainerView) -> list[str]:
 
 
 def _container_list(msg: _Message, result: ContainerList) -> str:
-    headline = wording.ps_headline(len(result.containers), all_states=result.all)
+    stopped = any(c.state != "running" for c in result.containers)  # a filter such as status=exited lists them too
+    headline = wording.ps_headline(len(result.containers), all_states=result.all or stopped)
     msg.section(headline, stem="headline")
     if result.containers:
-        if result.quiet:
-            text = "\n".join(c.id[:12] for c in result.containers)
+        if result.quiet:  # ps -q --no-trunc: full IDs
+            text = "\n".join(c.id if result.no_trunc else c.id[:12] for c in result.containers)
         else:
             headers = [wording.PS_HEADERS[i] for i in (0, 1, 4, 5, 6)]
             rows = [_ps_row(c) for c in result.containers]
@@ -551,6 +552,9 @@ def _image_removal(msg: _Message, result: ImageRemoval) -> str:
         msg.code("\n".join(lines), reserve=1500, max_sections=1)
     if failed:
         msg.lines([f"❌ *{msg.esc(item.target, NAME_CLIP)}*: {msg.esc(item.error, LINE_MAX)}" for item in failed])
+    warned = [item for item in result.items if item.ok and item.warning]
+    if warned:
+        msg.lines([f"⚠️ *{msg.esc(item.target, NAME_CLIP)}*: {msg.esc(item.warning, LINE_MAX)}" for item in warned])
     return headline
 
 

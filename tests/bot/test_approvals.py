@@ -72,11 +72,11 @@ approve:
     problems = "\n".join(caught.value.problems)
     assert "line 4: approve[0].commands: unknown command 'rmm'" in problems
     assert "line 5: approve[0].approvers.roles: unknown role 'boss'" in problems
-    assert "line 6: approve.0.count" in problems
-    assert "line 7: approve.0.ttl: invalid ttl 'soon'" in problems
-    assert "line 8: approve.0.reason" in problems
-    assert "line 9: approve.0.colour: unknown key" in problems
-    assert "approve.1.approvers: Field required" in problems
+    assert "line 6: approve[0].count" in problems
+    assert "line 7: approve[0].ttl: invalid ttl 'soon'" in problems
+    assert "line 8: approve[0].reason" in problems
+    assert "line 9: approve[0].colour: unknown key" in problems
+    assert "approve[1].approvers: Field required" in problems
 
 
 def test_rules_match_by_command_host_labels_and_image() -> None:

@@ -288,6 +288,30 @@ def test_nothing_secret_is_stored(
     assert "DB_PASSWORD=***" in exported
 
 
+def test_secret_values_typed_as_plain_arguments_are_not_stored(
+    engine: Any, team_policy: Policy, image: str, audit_target: str, stores: Any, name: Any, docker_client: Any
+) -> None:
+    """A request's own -e value, or its target container's secret env value, typed again as an argument."""
+    store = stores(audit_target)
+    pipeline = make_pipeline(engine, team_policy, auditor=store, history=store.recent)
+    web = name("web")
+    try:
+        ran = pipeline.handle(f"run --rm {LIMITS} -e DB_PASSWORD=fgsecret777 {image} echo fgsecret777", ADMIN)
+        assert ran.ok and "fgsecret777" not in ran.shown_text
+        started = pipeline.handle(f"run -d {LIMITS} --name {web} -e DB_PASSWORD=hunter2secret {image} sleep 60", ADMIN)
+        assert started.ok
+        execd = pipeline.handle(f"exec {web} echo hunter2secret", ADMIN)
+        assert execd.ok and execd.shown_text == f"exec {web} echo ***"
+        rows = list(store.export())
+        assert rows[0]["request"]["args"] == ["echo", "***"]
+        assert rows[-1]["text"] == f"exec {web} echo ***" and rows[-1]["request"]["argv"] == ["echo", "***"]
+        stored = all_stored_text(store, audit_target)
+        assert b"fgsecret777" not in stored and b"hunter2secret" not in stored
+    finally:
+        with contextlib.suppress(docker.errors.NotFound):
+            docker_client.api.remove_container(web, force=True)
+
+
 def test_scrub_masks_assignments_anywhere() -> None:
     assert scrub("x DB_PASSWORD=hunter2 y") == "x DB_PASSWORD=*** y"
     assert scrub('a "DB_PASSWORD=hunter 2" b') == 'a "DB_PASSWORD=***" b'

@@ -158,7 +158,7 @@ def test_integer_ports_read_as_ports() -> None:
         (
             EXAMPLE.replace("{role: admin, users: [U0123ADMIN]}", "{role: admin, user: [U0123ADMIN]}"),
             (),
-            ["line 6: grants.0.user: unknown key"],
+            ["line 6: grants[0].user: unknown key"],
         ),
         (
             EXAMPLE.replace("  operator: {include", "  operator: {inherit: [x], include"),
@@ -226,15 +226,15 @@ def test_integer_ports_read_as_ports() -> None:
         (
             'grants:\n  - {role: a, users: "*"}\nroles: {a: {}}\n',
             (),
-            ["line 2: grants.0.users: Input should be a valid tuple"],
+            ['line 2: grants[0].users: must be a list (write ["*"])'],
         ),
-        ("images: nginx\n", (), ["line 1: images: Input should be a valid tuple"]),
+        ("images: nginx\n", (), ['line 1: images: must be a list (write ["nginx"])']),
         # several problems are all reported at once
         (
             "roles: {a: {}}\ngrants:\n  - {role: a, when: now}\nports: [x]\ncolour: red\n",
             (),
             [
-                "line 3: grants.0.when: unknown key",
+                "line 3: grants[0].when: unknown key",
                 "line 4: ports: invalid port range 'x' (use 8080 or 8000-9999)",
                 "line 5: colour: unknown key",
             ],
@@ -442,7 +442,7 @@ def test_an_emptied_list_anywhere_matches_nothing() -> None:
 
 def test_blank_entries_and_a_zero_memory_limit_are_refused() -> None:
     assert problems_of("grants: [{role: r, users: ['']}]\nroles: {r: {}}\n") == [
-        "line 1: grants.0.users: an empty entry ('') is neither an ID nor a pattern; remove it"
+        "line 1: grants[0].users: an empty entry ('') is neither an ID nor a pattern; remove it"
     ]
     assert problems_of("images: [' ']\n") == [
         "line 1: images: an empty entry ('') is neither an ID nor a pattern; remove it"
@@ -468,7 +468,7 @@ def test_every_kind_of_problem_is_reported_at_once() -> None:
         "line 2: roles.viewer.commands: unknown command 'teleport'",
         "line 3: roles.a.include: cycle a -> b -> a",
         "line 6: grants[0].role: unknown role 'boss'",
-        "line 7: grants.1.user: unknown key",
+        "line 7: grants[1].user: unknown key",
         "line 8: ports: invalid port range 'x' (use 8080 or 8000-9999)",
     ]
 
@@ -500,6 +500,28 @@ def test_policy_check_warns_about_every_empty_list() -> None:
         "line 11: containers.protect: empty list, so it protects nothing",
     ]
     assert policy_warnings(EXAMPLE, load_policy_text(EXAMPLE)) == []
+
+
+def test_id_lists_warn_about_patterns_and_spaces_and_mappings_say_mapping() -> None:
+    """users/groups/channels/teams match exact IDs only: ``U*`` or ``" * "`` match no one; ``{}`` is a mapping."""
+    text = (
+        "roles: {r: {}}\n"
+        "grants:\n"
+        "  - role: r\n"
+        "    users: ['U*', ' * ', '*', U1]\n"
+        "    channels: ['C?']\n"
+        "    host_labels: {}\n"
+    )
+    assert policy_warnings(text, load_policy_text(text)) == [
+        "line 4: grants[0].users[0]: 'U*' looks like a pattern, but only exact IDs are matched (\"*\" alone means any)",
+        "line 4: grants[0].users[1]: ' * ' has spaces around it, so it matches nothing; write \"*\"",
+        "line 5: grants[0].channels[0]: 'C?' looks like a pattern, but only exact IDs are matched "
+        '("*" alone means any)',
+        "line 6: grants[0].host_labels: empty mapping, so it matches no host",
+    ]
+    assert problems_of("roles: {r: {}}\ngrants: [{role: r, users: [U1], host_labels: [a]}]\n") == [
+        "line 2: grants[0].host_labels: must be a mapping (write {key: value})"
+    ]
 
 
 def test_commands_for(policy: Policy) -> None:

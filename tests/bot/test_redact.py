@@ -324,3 +324,19 @@ def test_sink_gathers_from_inspect_documents() -> None:
     assert sink.mask() == SecretMask(
         values=frozenset({"ketchup1", "abcdefgh"}), keys=frozenset({"SAUCE", "GITHUB_TOKEN"})
     )
+
+
+def test_redact_words_masks_an_own_secret_value_typed_again() -> None:
+    words = split_words(
+        "run --rm -e DB_PASSWORD=fgsecret777 --env=API_TOKEN=tok123456 busybox echo fgsecret777 tok123456"
+    )
+    assert " ".join(redact_words(words)) == ("run --rm -e DB_PASSWORD=*** --env=API_TOKEN=*** busybox echo *** ***")
+    # short values and non-secret names are left alone, as in output
+    assert redact_words(["-e", "DB_PASSWORD=abc", "abc", "-e", "MODE=longvalue", "longvalue"]) == [
+        "-e",
+        "DB_PASSWORD=***",
+        "abc",
+        "-e",
+        "MODE=longvalue",
+        "longvalue",
+    ]

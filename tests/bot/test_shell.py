@@ -82,6 +82,19 @@ def test_what_the_shell_says_each_command_waits_for(local: Pipeline, text: str, 
     assert waiting_line(local, text) == line
 
 
+@pytest.mark.parametrize(("own", "wait"), [(None, 10), (15, 15), (-1, 300), (600, 300)])
+def test_the_stop_line_says_the_containers_own_wait(
+    local: Pipeline, docker_client: docker.DockerClient, name: Any, image: str, own: int | None, wait: int
+) -> None:
+    web = name("web")
+    created = docker_client.api.create_container(image, ["true"], name=web, stop_timeout=own)
+    try:
+        assert waiting_line(local, f"stop {web}") == f"stopping {web} (waits up to {wait} s before killing)…"
+        assert waiting_line(local, f"restart -t 3 {web}") == f"restarting {web} (waits up to 3 s before killing)…"
+    finally:
+        docker_client.api.remove_container(created["Id"], force=True)
+
+
 def test_progress_is_silent_before_its_delay() -> None:
     err = io.StringIO()
     with progress("waiting…", stream=err, delay=5):

@@ -40,3 +40,12 @@ def test_logs_button_exec_and_logs_mask_the_containers_secrets(
 
     top = slack.reply(slack.command(f"top {web}"))
     assert "echo db password ***" in all_text(top) and SECRET not in json.dumps(top)
+
+
+def test_the_ack_echo_masks_a_secret_env_value_typed_again_as_an_argument(slack: SlackDriver, image: str) -> None:
+    """``run --rm -e DB_PASSWORD=fgsecret777 IMAGE echo fgsecret777``: the "⏳ ran …" echo masks both."""
+    sent = slack.command(f"run --rm -e DB_PASSWORD=fgsecret777 {image} echo fgsecret777")
+    echo = json.dumps(sent.ack, ensure_ascii=False)
+    assert "fgsecret777" not in echo and "DB_PASSWORD=***" in echo and "echo ***" in echo
+    reply = slack.reply(sent)
+    assert "fgsecret777" not in json.dumps(reply)

@@ -24,6 +24,7 @@ from bot.engine import Engine
 from bot.models import Actor
 from bot.pipeline import Outcome, Pipeline
 from bot.policy import Policy, builtin_policy
+from bot.render_blocks import render_message
 from bot.render_text import render
 from tests.conftest import PREFIX, SESSION, TEST_LABEL, make_pipeline
 
@@ -178,6 +179,93 @@ def test_run_detached_publishes_the_port_and_ps_shows_it(
     line = next(ln for ln in text.splitlines() if ln.rstrip().endswith(web))
     assert line.startswith(container_id[:12])
     assert f"0.0.0.0:{port}->80/tcp" in line
+
+
+def test_run_publish_all_puts_every_exposed_port_on_a_random_host_port(
+    as_me: Callable[[str], Outcome],
+    box: Callable[[str], str],
+    docker_client: docker.DockerClient,
+    image: str,
+    engine: Engine,
+) -> None:
+    """``docker run -dP IMAGE``: the image's EXPOSE 80 on a port the engine picks; a policy without "random"
+    in ``ports`` refuses it and creates nothing."""
+    web = box("all")
+    ok(as_me(f"run -dP --name {web} {image}"))
+    data = docker_client.api.inspect_container(web)
+    assert data["HostConfig"]["PublishAllPorts"] is True
+    host_port = int(data["NetworkSettings"]["Ports"]["80/tcp"][0]["HostPort"])
+    assert get_page(host_port).status_code == 200
+    dry = ok(as_me(f"run --dry-run -d --publish-all {image}"))
+    assert dry.engine_request is not None and dry.engine_request[0]["body"]["HostConfig"]["PublishAllPorts"] is True
+
+    strict = builtin_policy().model_copy(update={"ports": ("1-65535",)})
+    other = box("none")
+    denied = make_pipeline(engine, strict).handle(f"run -d -P --name {other} {image}", ME)
+    assert not denied.ok and denied.error is not None and denied.error.kind == "denied"
+    assert "(-P) is not allowed" in denied.error.message
+    with pytest.raises(docker.errors.NotFound):
+        docker_client.api.inspect_container(other)
+
+
+def test_ps_no_trunc_shows_full_ids_and_commands(
+    as_me: Callable[[str], Outcome], box: Callable[[str], str], docker_client: docker.DockerClient, image: str
+) -> None:
+    """``docker ps --no-trunc``: the 64-character ID and the whole COMMAND, Go-quoted."""
+    web = box("long")
+    ok(as_me(f"run -d --name {web} {image} sh -c 'sleep 300; echo a-rather-long-command'"))
+    full_id = docker_client.api.inspect_container(web)["Id"]
+    short = render(ok(as_me(f"ps -f name={web}")))
+    assert full_id not in short and '"sh -c \'sleep 300; e…"' in short
+    line = next(ln for ln in render(ok(as_me(f"ps --no-trunc -f name={web}"))).splitlines() if ln.endswith(web))
+    assert line.startswith(full_id) and "\"sh -c 'sleep 300; echo a-rather-long-command'\"" in line
+    assert render(ok(as_me(f"ps -q --no-trunc -f name={web}"))) == full_id
+    assert render(ok(as_me(f"ps -q -f name={web}"))) == full_id[:12]
+    # a secret-named KEY=VALUE in the command line is masked in the full command
+    other = box("cmdsecret")
+    ok(as_me(f"run -d --name {other} {image} sh -c 'API_TOKEN=cmdsecret55 sleep 300'"))
+    listed = render(ok(as_me(f"ps --no-trunc -f name={other}")))
+    assert "cmdsecret55" not in listed and "API_TOKEN=*** sleep 300" in listed
+
+
+@pytest.mark.parametrize("rm", ["--rm ", ""])
+def test_a_run_that_cannot_start_leaves_nothing_and_no_warning(
+    as_me: Callable[[str], Outcome],
+    name: Callable[[str], str],
+    docker_client: docker.DockerClient,
+    image: str,
+    rm: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """``run --rm IMAGE nosuchcmd``: with AutoRemove the engine removes the container itself; chatdock's own
+    clean-up finding it gone is no reason to warn."""
+    web = name("nocmd")
+    with caplog.at_level("WARNING"):
+        failed = as_me(f"run {rm}--name {web} {image} nosuchcmd-{SESSION}")
+    assert not failed.ok and failed.error is not None and "nosuchcmd" in failed.error.message
+    assert not [r for r in caplog.records if r.levelname == "WARNING" and r.name.startswith("handlers")]
+    with pytest.raises(docker.errors.NotFound):
+        docker_client.api.inspect_container(web)
+
+
+def test_ps_headline_says_running_only_when_stopped_containers_are_left_out(
+    as_me: Callable[[str], Outcome], box: Callable[[str], str], image: str
+) -> None:
+    """In Slack, ``ps -n 1`` / ``-l`` / ``-f status=exited`` list stopped containers: "📦 1 container", never
+    "running"; plain ``ps`` lists running ones only: "running" is true there."""
+    done, up = box("done"), box("up")
+    ok(as_me(f"run --name {done} {image} true"))
+    ok(as_me(f"run -d --name {up} {image} sleep 60"))
+
+    def headline(text: str) -> str:
+        return str(render_message(ok(as_me(text))).blocks[0]["text"]["text"])
+
+    ok(as_me(f"stop -t 0 {up}"))
+    for text in ("ps -q -n 1", "ps -l", "ps -n 2", f"ps -f status=exited -f name={done}"):
+        assert "running" not in headline(text), text
+        assert headline(text).startswith("📦 "), text
+    ok(as_me(f"start {up}"))
+    assert headline(f"ps -f name={up}") == "📦 1 running container"
 
 
 def test_ps_all_quiet_and_filter(

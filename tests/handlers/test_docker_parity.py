@@ -120,6 +120,40 @@ def test_restart_and_stop_wait_for_the_containers_own_stop_timeout(
         engine.close()
 
 
+@pytest.mark.parametrize("own", [-1, 600])
+def test_stop_caps_a_containers_own_endless_or_long_stop_timeout(
+    docker_client: docker.DockerClient,
+    name: Callable[[str], str],
+    image: str,
+    own: int,
+    as_me: Callable[[str], Outcome],
+) -> None:
+    """A container made outside chatdock with ``--stop-timeout -1`` (wait forever) or 600: without ``-t`` chat
+    sends ``t=300`` (MAX_STOP_TIMEOUT), as for ``-t``, so no stop holds a worker without end."""
+    web = name("web")
+    created = docker_client.api.create_container(
+        image,
+        ["sh", "-c", "trap 'exit 0' TERM; sleep 600 & wait"],
+        name=web,
+        labels={TEST_LABEL: SESSION},
+        stop_timeout=own,
+    )
+    try:
+        docker_client.api.start(created["Id"])
+        assert docker_client.api.inspect_container(web)["Config"]["StopTimeout"] == own
+        for verb in ("stop", "restart"):
+            planned = ok(as_me(f"{verb} --dry-run {web}")).engine_request
+            assert planned is not None and planned[0]["params"] == {"t": 300}
+        assert ok(as_me(f"stop --dry-run -t 5 {web}")).engine_request[0]["params"] == {"t": 5}  # type: ignore[index]
+        started = time.monotonic()
+        ok(as_me(f"stop {web}"))
+        assert time.monotonic() - started < 20  # the TERM trap ends it at once
+        state = docker_client.api.inspect_container(web)["State"]
+        assert state["Status"] == "exited" and state["ExitCode"] == 0
+    finally:
+        docker_client.api.remove_container(created["Id"], force=True)
+
+
 @pytest.mark.parametrize(
     ("value", "accepted"), [("0", True), ("300", True), ("301", False), ("-1", False), ("1.5", False), ("x", False)]
 )

@@ -6,6 +6,7 @@ registry's log shows what was (or was not) asked of it.
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -16,6 +17,9 @@ from bot.engine import Engine
 from bot.models import Actor, ImageList, ImageRemoval, Inspection, Progress, PullOutcome, RunOutcome
 from bot.pipeline import Pipeline
 from bot.policy import Policy, builtin_policy, load_policy_text
+from bot.render_blocks import render_message
+from bot.render_text import render
+from bot.shell import exit_status
 from tests.conftest import PREFIX, SESSION, make_pipeline
 from tests.support.image import TEST_IMAGE
 from tests.support.registry import Registry, free_port
@@ -205,6 +209,26 @@ def test_rmi_is_limited_to_images_the_policy_covers(
     missing = images_pipeline.handle(f"rmi {PREFIX}nothing:1", ADMIN)
     assert isinstance(missing.result, ImageRemoval) and not missing.ok
     assert missing.result.items[0].error == f"No such image: {PREFIX}nothing:1"
+
+
+def test_rmi_force_of_a_missing_image_warns_and_succeeds(
+    images_pipeline: Pipeline, build_image: Any, docker_client: docker.DockerClient
+) -> None:
+    """docker 28: ``docker rmi -f nosuch`` prints "No such image" and exits 0, as ``rm -f`` does."""
+    ghost = f"{PREFIX}nothing:1"
+    alone = images_pipeline.handle(f"rmi -f {ghost}", ADMIN)
+    assert alone.ok and exit_status(alone) == 0
+    assert isinstance(alone.result, ImageRemoval)
+    assert alone.result.items[0].ok and alone.result.items[0].warning == f"No such image: {ghost}"
+    assert render(alone) == f"Error response from daemon: No such image: {ghost}"
+    reply = json.dumps(render_message(alone).blocks, ensure_ascii=False)
+    assert f"⚠️ *{ghost}*: No such image: {ghost}" in reply and "❌" not in reply
+    ref = f"{PREFIX}inuse/gone:1"
+    build_image(ref)
+    both = images_pipeline.handle(f"rmi -f {ref} {ghost}", ADMIN)
+    assert both.ok and exit_status(both) == 0 and not present(docker_client, ref)
+    strict = images_pipeline.handle(f"rmi {ghost}", ADMIN)
+    assert not strict.ok and exit_status(strict) == 1
 
 
 def test_image_prune_dry_run_then_real(

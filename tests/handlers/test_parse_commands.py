@@ -98,6 +98,8 @@ RUN_CASES: list[tuple[str, RunRequest]] = [
     ("run --publish=9090:80 nginx", RunRequest(image="nginx", publish=(port(80, "9090"),))),
     ("run -dp 9090:80 nginx", RunRequest(image="nginx", detach=True, publish=(port(80, "9090"),))),
     ("run -p 80 nginx", RunRequest(image="nginx", publish=(port(80),))),
+    ("run -P nginx", RunRequest(image="nginx", publish_all=True)),
+    ("run -dP --publish-all nginx", RunRequest(image="nginx", detach=True, publish_all=True)),
     ("run -p 8000-8001:80-81 nginx", RunRequest(image="nginx", publish=(port(80, "8000"), port(81, "8001")))),
     # -e/--env
     ("run -e A=1 -e B=2 nginx", RunRequest(image="nginx", env=("A=1", "B=2"))),
@@ -299,8 +301,6 @@ _NET_HOST = "`--network {}` is never allowed: it shares the host's or another co
         ("run nginx:", "invalid reference format: 'nginx:' is not a valid image name", None),
         ("run '$(id)'", "invalid reference format: '$(id)' is not a valid image name", None),
         # flags run does not have
-        ("run -P nginx", "unknown shorthand flag: 'P' in -P", RUN_USAGE),
-        ("run --publish-all nginx", "unknown flag: --publish-all", RUN_USAGE),
         ("run --detatch nginx", "unknown flag: --detatch", RUN_USAGE),
         ("run --name", "flag needs an argument: --name", RUN_USAGE),
         ("run --rm=maybe nginx", 'invalid argument "maybe" for "--rm" flag: expected true or false', RUN_USAGE),
@@ -414,7 +414,7 @@ CONTAINER_CASES: list[tuple[str, str, Request]] = [
     ("ps --latest", "ps", c.PsRequest(last=1)),
     ("ps -n 5 -l", "ps", c.PsRequest(last=1)),
     ("ps -n 0", "ps", c.PsRequest(last=0)),
-    ("ps --no-trunc", "ps", c.PsRequest()),
+    ("ps --no-trunc", "ps", c.PsRequest(no_trunc=True)),
     # start / stop / restart
     ("start web", "start", c.StartRequest(targets=("web",))),
     ("docker container start web1 web2", "start", c.StartRequest(targets=("web1", "web2"))),
@@ -542,8 +542,16 @@ def test_logs_since_a_duration(pipeline: Pipeline) -> None:
             c.PORT_USAGE,
         ),
         ("top", "requires exactly 1 container", i.TOP_USAGE),
-        ("top web aux", "`top` takes exactly 1 container and no ps options (got `aux`): chatdock always shows `ps -ef` columns", i.TOP_USAGE),
-        ("top web -o pid,comm", "`top` takes exactly 1 container and no ps options (got `-o pid,comm`): chatdock always shows `ps -ef` columns", i.TOP_USAGE),
+        (
+            "top web aux",
+            "`top` takes exactly 1 container and no ps options (got `aux`): chatdock always shows `ps -ef` columns",
+            i.TOP_USAGE,
+        ),
+        (
+            "top web -o pid,comm",
+            "`top` takes exactly 1 container and no ps options (got `-o pid,comm`): chatdock always shows `ps -ef` columns",
+            i.TOP_USAGE,
+        ),
         ("inspect", "requires exactly 1 container (got none)", i.INSPECT_USAGE),
         ("inspect a b", "requires exactly 1 container (got 2: a b)", i.INSPECT_USAGE),
         ("inspect -f '{{.Id}}' web", "unknown shorthand flag: 'f' in -f", i.INSPECT_USAGE),

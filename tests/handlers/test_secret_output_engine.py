@@ -8,6 +8,7 @@ result, in the rendered text and in ``--json``. Against the real engine.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 from collections.abc import Callable, Iterator
 
@@ -136,3 +137,39 @@ def test_the_policys_redact_words_and_the_images_env_count(
         holder.remove(force=True)
         with contextlib.suppress(docker.errors.APIError):
             docker_client.images.remove(f"{tagged}:latest", force=True)
+
+
+def test_image_inspect_masks_env_secrets_in_the_build_history_and_labels(
+    as_me: Callable[[str], Outcome], name: Callable[[str], str], image: str, docker_client: docker.DockerClient
+) -> None:
+    tagged = name("hist")
+    dockerfile = f"FROM {image}\nENV API_TOKEN=imagesecret99 PLAIN=x\nLABEL DB_PASSWORD=labelsecret42 tier=web\n"
+    docker_client.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag=f"{tagged}:latest", rm=True)
+    try:
+        raw = json.dumps(docker_client.api.inspect_image(f"{tagged}:latest"))
+        assert "imagesecret99" in raw and "labelsecret42" in raw  # the engine shows both
+        inspected = ok(as_me(f"image inspect {tagged}:latest"))
+        document = json.dumps(inspected.result.document)  # type: ignore[union-attr]
+        assert "imagesecret99" not in document and "labelsecret42" not in document
+        assert "API_TOKEN=***" in document and "PLAIN=x" in document
+        assert '"DB_PASSWORD": "***"' in document and '"tier": "web"' in document
+        assert "imagesecret99" not in shown(inspected) and "labelsecret42" not in shown(inspected)
+    finally:
+        with contextlib.suppress(docker.errors.APIError):
+            docker_client.images.remove(f"{tagged}:latest", force=True)
+
+
+def test_secret_label_values_are_masked_in_dry_run_bodies_and_inspect(
+    as_me: Callable[[str], Outcome], box: Callable[[str], str], image: str
+) -> None:
+    web = box("lbl")
+    dry = ok(as_me(f"--dry-run run -d --name {web} --label DB_PASSWORD=drysecret17 --label tier=web {image} sleep 60"))
+    assert "drysecret17" not in shown(dry) and "drysecret17" not in json.dumps(dry.engine_request)
+    assert '"DB_PASSWORD": "***"' in json.dumps(dry.engine_request)
+
+    ok(as_me(f"run -d --name {web} --label DB_PASSWORD=drysecret17 --label tier=web {image} sh -c 'sleep 60'"))
+    inspected = ok(as_me(f"inspect {web}"))
+    assert "drysecret17" not in shown(inspected)
+    assert "drysecret17" not in json.dumps(inspected.result.document)  # type: ignore[union-attr]
+    assert "DB_PASSWORD=***" in dict(inspected.result.summary)["Labels"]  # type: ignore[union-attr]
+    assert "tier=web" in dict(inspected.result.summary)["Labels"]  # type: ignore[union-attr]

@@ -86,7 +86,7 @@ def test_across_every_host_lists_only_the_hosts_one_may_see(team: Pipeline) -> N
 def test_policy_check_reads_the_host_fields() -> None:
     with pytest.raises(PolicyError) as raised:
         load_policy_text("roles: {v: {commands: [ps]}}\ngrants:\n  - {role: v, users: ['*'], hosts: prod}\n")
-    assert any("grants.0.hosts" in problem for problem in raised.value.problems)
+    assert any("grants[0].hosts" in problem for problem in raised.value.problems)
     policy: Policy = load_policy_text(POLICY)
     assert policy.grants[0].hosts == ("second",) and policy.grants[1].host_labels == {"env": "prod"}
 
