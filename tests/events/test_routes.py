@@ -24,12 +24,12 @@ notify:
     with pytest.raises(PolicyError) as raised:
         load_policy_text(text, source="policy.yml")
     problems = raised.value.problems
-    assert "line 4: notify.0.events: unknown event 'exploded'" in problems[0]
-    assert problems[1].startswith("line 5: notify.0.cooldown: 'soon' is not a duration")
-    assert any(p.startswith("line 6: notify.1.channel: 'ops-room' is not a Slack channel ID") for p in problems)
-    assert any("line 7: notify.1.quiet.start: '25:00' is not a time of day" in p for p in problems)
+    assert "line 4: notify[0].events: unknown event 'exploded'" in problems[0]
+    assert problems[1].startswith("line 5: notify[0].cooldown: 'soon' is not a duration")
+    assert any(p.startswith("line 6: notify[1].channel: 'ops-room' is not a Slack channel ID") for p in problems)
+    assert any("line 7: notify[1].quiet.start: '25:00' is not a time of day" in p for p in problems)
     assert any("unknown time zone 'Mars/Olympus'" in p for p in problems)
-    assert any(p.startswith("line 8: notify.1.colour: unknown key") for p in problems)
+    assert any(p.startswith("line 8: notify[1].colour: unknown key") for p in problems)
 
 
 def test_absent_keys_match_everything_and_emptied_lists_nothing() -> None:
