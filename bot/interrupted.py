@@ -4,11 +4,11 @@ A request acknowledged by a replica that is then killed (SIGKILL, OOM, a lost ho
 answered. Each replica notes in the shared store the replies it owes (:meth:`bot.audit.AuditStore.owe_reply`);
 the replica holding the maintenance lease (:class:`bot.periodic.Leader`) runs :func:`answer_orphans` every few
 seconds: it forgets dead instances (:meth:`~bot.audit.AuditStore.mark_interrupted`) and takes each reply they
-still owed (each is taken once, by one replica). Unless the dead replica had already begun posting it, it re-reads
-the state of the containers the request named and posts "interrupted: ..." through the request's stored
-response_url. The response_url is a bearer capability: it is
-stored only in the shared store's replies table (deleted 35 minutes after Slack issued it), never logged, shown
-or exported (``audit export`` reads only the audit rows).
+still owed (each is taken once, by one replica). It re-reads the state of the containers the request named and
+posts "interrupted: ..." through the request's stored response_url; when the dead replica had begun posting its
+own reply, the note says that reply may be just above (a note that may repeat is better than a reply lost).
+The response_url is a bearer capability: it is stored only in the shared store's replies table (deleted 35
+minutes after Slack issued it), never logged, shown or exported (``audit export`` reads only the audit rows).
 """
 
 from __future__ import annotations
@@ -70,14 +70,18 @@ def answer_orphans(*, store: AuditStore, pipeline: Pipeline, response_urls: Resp
     sent = 0
     for owed in store.orphaned_replies():
         request_id = str(owed["request_id"])
-        if owed["posts"]:
-            # The dead replica had begun posting to this response_url (posts are counted in the store before
-            # they are sent): its reply went out, or was cut in the very moment of the kill. A second message
-            # would repeat it, so none is sent; the audit row says so.
-            store.record_delivery(request_id, "response_url (by the stopped replica, before it stopped)", mine=False)
-            store.reply_settled(request_id)
-            continue
-        text = interrupted_reply(f"<@{owed['user']}>", str(owed["text"] or "?"), request_id, describe(pipeline, owed))
+        # posts > 0: the dead replica had begun posting to this response_url (posts are counted in the store
+        # before they are sent), and was killed before it could note the reply as delivered: it went out, or
+        # was cut in the very moment of the kill. Nobody can tell which, so the person is told, saying so: a
+        # note that may repeat a reply is better than a reply that may be lost.
+        was_posting = bool(owed["posts"])
+        text = interrupted_reply(
+            f"<@{owed['user']}>",
+            str(owed["text"] or "?"),
+            request_id,
+            describe(pipeline, owed),
+            was_posting=was_posting,
+        )
         message = SlackMessage(
             text=text,
             blocks=[{"type": "section", "text": {"type": "mrkdwn", "text": text}}],

@@ -349,10 +349,16 @@ def used_by(names: tuple[str, ...], hidden: int) -> str:
     return shown or "—"
 
 
-def interrupted_reply(mention: str, text: str, request_id: str, known: list[str]) -> str:
-    """The reply another replica sends for a request whose replica died before answering it."""
+def interrupted_reply(mention: str, text: str, request_id: str, known: list[str], *, was_posting: bool = False) -> str:
+    """The reply another replica sends for a request whose replica died before answering it (``was_posting``:
+    it died while posting its own reply, which may or may not have arrived)."""
     facts = "\n".join(f"• {line}" for line in known) or "• nothing more is known; check with `ps -a`"
+    how = (
+        "it was sending its reply when it stopped, so that reply may be just above"
+        if was_posting
+        else "another chatdock replica sends this instead"
+    )
     return (
         f"⚠️ Interrupted: chatdock stopped while running `{text}` for {mention} (request {request_id}); "
-        f"another chatdock replica sends this instead. What is known of the state now:\n{facts}"
+        f"{how}. What is known of the state now:\n{facts}"
     )

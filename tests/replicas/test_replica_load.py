@@ -113,9 +113,15 @@ def test_500_commands_through_the_balancer_with_a_replica_killed_midway(
         assert not missing, [texts[i] for i in missing[:10]]
         time.sleep(3.0)  # a second answer, if any were coming, would have come by now
         posts = [replicas.fake.posts_to(url) for _, url in bodies]
-        doubled = [(texts[i][1], [all_text(p)[:120] for p in ps]) for i, ps in enumerate(posts) if len(ps) != 1]
+        # one answer each; a second only when the killed replica was cut while posting its own reply, and then
+        # the second is the note that says so
+        doubled = [
+            (texts[i][1], [all_text(p)[:120] for p in ps])
+            for i, ps in enumerate(posts)
+            if len(ps) != 1 and not (len(ps) == 2 and "may be just above" in all_text(ps[1]))
+        ]
         assert not doubled, doubled[:5]
-        interrupted = [i for i, ps in enumerate(posts) if "Interrupted" in all_text(ps[0])]
+        interrupted = [i for i, ps in enumerate(posts) if "Interrupted" in all_text(ps[-1])]
 
         # none ran twice: at most one audit row per (unique) text, one container per run
         rows = replicas.sql("SELECT text, outcome FROM chatdock_audit WHERE text LIKE %s", f"%{label}%")
