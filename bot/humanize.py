@@ -250,6 +250,31 @@ def short_id(container_id: str) -> str:
     return container_id.partition(":")[2][:12] if ":" in container_id else container_id[:12]
 
 
+_DIGEST_TAIL = re.compile(r"@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}$")
+_DOCKER_HUB = ("docker.io/", "index.docker.io/", "registry-1.docker.io/")
+
+
+def ps_image(image: str, image_id: str) -> str:
+    """docker ps's IMAGE column, as the CLI's ``ContainerContext.Image`` truncates it (``--no-trunc`` shows
+    the engine's value as it is).
+
+    ``sha256:07c8…`` (the container's image was untagged or removed) → ``07c877e5190c``; ``nginx@sha256:…`` →
+    ``nginx``; ``docker.io/library/nginx:1.25@sha256:…`` → ``nginx:1.25``; an empty value → ``<no image>``.
+    """
+    if not image:
+        return "<no image>"
+    if image_id and short_id(image) == short_id(image_id):
+        return short_id(image_id)
+    familiar = _DIGEST_TAIL.sub("", image)
+    for hub in _DOCKER_HUB:
+        if familiar.startswith(hub):
+            familiar = familiar[len(hub) :]
+            if familiar.startswith("library/") and familiar.count("/") == 1:
+                familiar = familiar[len("library/") :]
+            break
+    return familiar or image
+
+
 # ------------------------------------------------------------------------------------------ sizes
 
 _DECIMAL_UNITS = ("B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB")

@@ -114,10 +114,11 @@ def run_ps(ctx: Context, request: PsRequest) -> ContainerList:
 
 
 def _listed(item: dict[str, Any], *, now: float, no_trunc: bool) -> ContainerView:
-    """A ``ps`` row; ``--no-trunc``: the whole COMMAND (Go-quoted, as docker prints it), not its first 20 columns."""
+    """A ``ps`` row; ``--no-trunc``: the whole COMMAND (Go-quoted, as docker prints it), not its first 20 columns,
+    and the IMAGE as the engine reports it (``sha256:…`` for an image since untagged), not shortened."""
     view = view_from_list(item, now=now)
     if not no_trunc:
-        return view
+        return view.model_copy(update={"image": humanize.ps_image(view.image, str(item.get("ImageID", "")))})
     return view.model_copy(update={"command": humanize.quote_command(redact_string(str(item.get("Command", ""))))})
 
 

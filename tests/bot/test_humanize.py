@@ -803,3 +803,25 @@ def test_stats_table_stopped_and_empty() -> None:
     assert humanize.stats_table([]) == (
         "CONTAINER ID   NAME      CPU %     MEM USAGE / LIMIT   MEM %     NET I/O   BLOCK I/O   PIDS"
     )
+
+
+@pytest.mark.parametrize(
+    ("image", "image_id", "shown"),
+    [
+        (
+            "sha256:07c877e5190cedda7780c4bd194760f6bd9356e5820061eb7511aae307abc3cf",
+            "sha256:07c877e5190cedda7780c4bd194760f6bd9356e5820061eb7511aae307abc3cf",
+            "07c877e5190c",
+        ),
+        ("07c877e5190c", "sha256:07c877e5190cedda7780c4bd194760f6bd9356e5820061eb7511aae307abc3cf", "07c877e5190c"),
+        ("nginx", "sha256:" + "a" * 64, "nginx"),
+        ("nginx:1.25", "sha256:" + "a" * 64, "nginx:1.25"),
+        ("nginx@sha256:" + "b" * 64, "sha256:" + "a" * 64, "nginx"),
+        ("docker.io/library/nginx:1.25@sha256:" + "b" * 64, "sha256:" + "a" * 64, "nginx:1.25"),
+        ("docker.io/grafana/grafana:10", "sha256:" + "a" * 64, "grafana/grafana:10"),
+        ("127.0.0.1:5000/team/web:2", "sha256:" + "a" * 64, "127.0.0.1:5000/team/web:2"),
+        ("", "sha256:" + "a" * 64, "<no image>"),
+    ],
+)
+def test_ps_image_is_shortened_as_the_docker_cli_shortens_it(image: str, image_id: str, shown: str) -> None:
+    assert humanize.ps_image(image, image_id) == shown

@@ -71,6 +71,9 @@ class Sent:
     response: httpx.Response
     elapsed: float
     response_url: str
+    channel: str = ""
+    user: str = ""
+    posts_before: int = 0  # chat.postMessage calls the fake had seen when this was sent
 
     @property
     def ack(self) -> dict[str, Any]:
@@ -84,6 +87,7 @@ class SlackDriver:
         self.http = httpx.Client(base_url=base_url, timeout=15)
         self.fake = fake
         self.secret = secret
+        self._claimed: dict[int, int] = {}  # chat.postMessage call index → the Sent it answered
 
     def close(self) -> None:
         self.http.close()
@@ -142,7 +146,10 @@ class SlackDriver:
         body = urlencode({**form, "team_id": team, **(extra or {})})
         if headers is None:
             headers = self.signed_headers(body, timestamp=timestamp, secret=secret)
-        return self.post(body, headers, response_url)
+        before = len(self.fake.calls_to("chat.postMessage"))
+        sent = self.post(body, headers, response_url)
+        sent.channel, sent.user, sent.posts_before = channel, user, before
+        return sent
 
     def click(
         self,
@@ -227,17 +234,32 @@ class SlackDriver:
 
     def reply(self, sent: Sent, count: int = 1, *, timeout: float = 40) -> dict[str, Any]:
         """The ``count``-th reply to a request: a post to its response_url or, for a reply carrying a file
-        (which goes out through chat.postMessage), the posted message that names the ack's request ID."""
+        (which goes out through chat.postMessage), the posted message that names the ack's request ID; a quick
+        read acks with nothing, so its file reply is the first later post in its channel for the same person
+        (``ps -a`` on an engine other work shares can be long enough to need a file)."""
         request_id = REQUEST_ID.search(all_text(sent.ack)) if sent.response.content else None
+        requested = f"requested by <@{sent.user}>"
 
         def find() -> dict[str, Any] | None:
             posts = self.fake.posts_to(sent.response_url)
             if len(posts) >= count:
                 return posts[count - 1]
-            if request_id and count == 1:
-                for call in self.fake.calls_to("chat.postMessage"):
-                    if request_id.group(0) in all_text(call.args.get("blocks")):
-                        return {**call.args, "response_type": "in_channel", "replace_original": False}
+            if count != 1:
+                return None
+            calls = self.fake.calls_to("chat.postMessage")
+            for index, call in enumerate(calls):
+                text = all_text(call.args.get("blocks"))
+                if request_id:
+                    found = request_id.group(0) in text
+                else:  # a quick read acks with nothing: its reply is the next one posted for this person there
+                    found = (
+                        index >= sent.posts_before
+                        and call.args.get("channel") == sent.channel
+                        and requested in text
+                        and self._claimed.setdefault(index, id(sent)) == id(sent)
+                    )
+                if found:
+                    return {**call.args, "response_type": "in_channel", "replace_original": False}
             return None
 
         return self.fake.wait_for(find, timeout=timeout, what=f"reply {count} to {all_text(sent.ack)[:80]!r}")

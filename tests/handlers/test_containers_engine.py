@@ -12,6 +12,7 @@ import json
 import random
 import re
 import socket
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 
@@ -226,6 +227,33 @@ def test_ps_no_trunc_shows_full_ids_and_commands(
     ok(as_me(f"run -d --name {other} {image} sh -c 'API_TOKEN=cmdsecret55 sleep 300'"))
     listed = render(ok(as_me(f"ps --no-trunc -f name={other}")))
     assert "cmdsecret55" not in listed and "API_TOKEN=*** sleep 300" in listed
+
+
+def test_ps_image_column_is_shortened_as_docker_ps_shortens_it(
+    as_me: Callable[[str], Outcome],
+    box: Callable[[str], str],
+    docker_client: docker.DockerClient,
+    build_image: Callable[..., str],
+) -> None:
+    """An image untagged under a container: docker ps shows its short ID, not 71 characters of ``sha256:…``
+    (which would also push every listing into a file); ``--no-trunc`` shows the engine's value whole."""
+    tag = f"{PREFIX}untagged/app:1"
+    image_id = build_image(tag)
+    orphan = box("orphan")
+    docker_client.api.create_container(tag, ["true"], name=orphan, labels={TEST_LABEL: SESSION})
+    docker_client.api.remove_image(tag, force=True)  # untags it; the container keeps the image by ID
+    cli = subprocess.run(
+        ["docker", "ps", "-a", "--filter", f"name={orphan}", "--format", "{{.Image}}"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    ).stdout.strip()
+    listed = render(ok(as_me(f"ps -a -f name={orphan}")))
+    row = next(ln for ln in listed.splitlines() if ln.endswith(orphan))
+    assert cli == image_id.split(":")[-1][:12] and row.split()[1] == cli, (cli, listed)
+    whole = render(ok(as_me(f"ps -a --no-trunc -f name={orphan}")))
+    assert image_id in whole
 
 
 @pytest.mark.parametrize("rm", ["--rm ", ""])
