@@ -24,9 +24,11 @@ import dataclasses
 import logging
 import threading
 import time
-from collections import OrderedDict, deque
+from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from bot.engine import Engine
@@ -46,6 +48,7 @@ OVERLAP_NS = 2_000_000_000  # a reconnect asks again for the last 2 s of events 
 SEEN_KEPT = 20_000
 ENGINE_BUFFER = 256  # events dockerd keeps for `since=` (moby daemon/events: eventsLimit); a replay this long has a gap
 CURSOR_EVERY = 0.5  # seconds between saves of the resume point (each is a write to the shared store)
+READERS = 4  # threads per host reading logs and inspecting for the stream (never on the stream's own thread)
 OUTAGE_WINDOW = 15.0  # deaths this long before an engine stopped answering are the shutdown's doing
 _NOT_LABELS = frozenset({"name", "image", "exitCode", "signal", "execDuration"})
 
@@ -70,6 +73,10 @@ class Signal:
     same_occurrence: bool = False  # completes the last signal of this kind (no new count)
 
 
+Deferred = Callable[[], list[Signal]]
+"""Signals that need engine reads (logs, inspect) first; they never touch the stream's thread."""
+
+
 @dataclass
 class _Seen:
     killed_at: float = -1e18
@@ -91,7 +98,8 @@ class Tracker:
         self.settle = settle
         self._seen: dict[str, _Seen] = {}
         self._settling: dict[str, tuple[float, float]] = {}  # container id → (due, the start's time)
-        self._stopped: deque[Signal] = deque(maxlen=1000)  # recent stops with a kill event first
+        # recent stops with a kill event first, each in a one-item list its logs are filled into when read
+        self._stopped: deque[list[Signal]] = deque(maxlen=1000)
 
     def _state(self, cid: str) -> _Seen:
         if cid not in self._seen:
@@ -107,7 +115,9 @@ class Tracker:
         facts = ContainerFacts(id=cid, name=name, labels=labels, image=image)
         return container_in_scope(self.policy().for_host(self.host), facts).allowed
 
-    def handle(self, event: dict[str, Any]) -> list[Signal]:
+    def handle(self, event: dict[str, Any]) -> list[Signal | Deferred]:
+        """The signals ``event`` means: each a :class:`Signal`, known from the event alone, or a
+        :data:`Deferred` that reads the engine first (run off the stream's thread, in order per container)."""
         if event.get("Type") != "container":
             return []
         action = str(event.get("Action") or event.get("status") or "")
@@ -134,52 +144,73 @@ class Tracker:
         elif action in ("restart",):
             seen.person_start_at = at
         elif action == "die":
-            self._settling.pop(cid, None)
-            seen.died_at = at
-            code = int(attrs.get("exitCode", "0") or 0)
-            state = self._inspect(cid)
-            if at - seen.killed_at <= PERSON_KILL_WINDOW and at >= seen.killed_at:
-                # stopped or killed by someone: not an incident, unless the engine itself was shutting down
-                # (then the stream breaks right after: see :meth:`outage_deaths`)
-                if code != 0:
-                    self._stopped.append(
-                        Signal(kind="crashed", at=at, exit_code=code, logs=self._logs(cid, state), **base)
-                    )
-                return []
-            oom = at - seen.oom_at <= OOM_WINDOW or bool((state.get("State") or {}).get("OOMKilled"))
-            if code == 0 and not oom:
-                return []
-            seen.crashed_at = at
-            return [
-                Signal(kind="oom" if oom else "crashed", at=at, exit_code=code, logs=self._logs(cid, state), **base)
-            ]
+            return self._died(cid, at, int(attrs.get("exitCode", "0") or 0), seen, base)
         elif action == "start":
-            signals: list[Signal] = []
+            found: list[Signal | Deferred] = []
             person = at - seen.person_start_at <= 5.0
             if not person and seen.crashed_at > seen.person_start_at and seen.crashed_at > -1e17:
                 seen.restarts.append(at)
-                state = self._inspect(cid)
-                signals.append(
-                    Signal(
-                        kind="restart_loop",
-                        at=at,
-                        restarts=tuple(seen.restarts),
-                        restart_count=state.get("RestartCount"),
-                        **base,
-                    )
-                )
+                restarts = tuple(seen.restarts)
+
+                def loop() -> list[Signal]:
+                    count = self._inspect(cid).get("RestartCount")
+                    return [Signal(kind="restart_loop", at=at, restarts=restarts, restart_count=count, **base)]
+
+                found.append(loop)
             if seen.crashed_at > -1e17:  # only a container that crashed has something to resolve
                 self._settling[cid] = (at + self.settle, at)
-            return signals
+            return found
         elif action.startswith("health_status"):
             status = action.partition(":")[2].strip()
             if status == "unhealthy":
-                return [Signal(kind="unhealthy", at=at, detail=self._health_output(cid), **base)]
+                return [lambda: [Signal(kind="unhealthy", at=at, detail=self._health_output(cid), **base)]]
             if status == "healthy":
                 return [Signal(kind="unhealthy", at=at, resolve=True, **base)]
         elif action == "destroy":
             self._settling.pop(cid, None)
         return []
+
+    def _died(self, cid: str, at: float, code: int, seen: _Seen, base: dict[str, Any]) -> list[Signal | Deferred]:
+        """A ``die``: what is certain from the event goes out now; the logs (and, for an exit 137 or 0 with no
+        ``oom`` event, whether the kernel killed it) are read from the engine off the stream's thread."""
+        self._settling.pop(cid, None)
+        seen.died_at = at
+        if at - seen.killed_at <= PERSON_KILL_WINDOW and at >= seen.killed_at:
+            # stopped or killed by someone: not an incident, unless the engine itself was shutting down
+            # (then the stream breaks right after: see :meth:`outage_deaths`)
+            if code == 0:
+                return []
+            held = [Signal(kind="crashed", at=at, exit_code=code, **base)]
+            self._stopped.append(held)
+
+            def stopped_logs() -> list[Signal]:
+                held[0] = dataclasses.replace(held[0], logs=self._logs(cid, self._inspect(cid)))
+                return []
+
+            return [stopped_logs]
+        oom_event = at - seen.oom_at <= OOM_WINDOW
+        if oom_event or code not in (0, 137):
+            seen.crashed_at = at
+            kind = "oom" if oom_event else "crashed"
+
+            def logs() -> list[Signal]:  # completes the incident just sent: no new count, no edit
+                text = self._logs(cid, self._inspect(cid)) or "\n"  # read, and empty (a Logs click stops waiting)
+                return [Signal(kind=kind, at=at, logs=text, same_occurrence=True, **base)]
+
+            return [Signal(kind=kind, at=at, exit_code=code, **base), logs]
+        if code == 137:
+            seen.crashed_at = at  # killed (SIGKILL) by no person: an incident either way; the kernel's doing?
+
+        def judged() -> list[Signal]:
+            state = self._inspect(cid)
+            oom = bool((state.get("State") or {}).get("OOMKilled"))
+            if code == 0 and not oom:
+                return []
+            seen.crashed_at = max(seen.crashed_at, at)
+            kind = "oom" if oom else "crashed"
+            return [Signal(kind=kind, at=at, exit_code=code, logs=self._logs(cid, state), **base)]
+
+        return [judged]
 
     def due(self, now: float | None = None) -> list[Signal]:
         """Recoveries: containers still running ``settle`` seconds after their start (checked on the engine)."""
@@ -215,7 +246,7 @@ class Tracker:
         """Deaths after a kill within ``OUTAGE_WINDOW`` seconds before the stream broke and the engine stopped
         answering: the engine shutting down stops its containers the way ``docker stop`` does, but no person
         asked. Reported as crashes (a host going down is what the channel must hear about)."""
-        found = [s for s in self._stopped if s.at >= broke - OUTAGE_WINDOW]
+        found = [held[0] for held in self._stopped if held[0].at >= broke - OUTAGE_WINDOW]
         self._stopped.clear()
         return [dataclasses.replace(s, detail="stopped when the engine shut down") for s in found]
 
@@ -313,6 +344,62 @@ class Cursor:
         self._save(nano)
 
 
+class _InOrder:
+    """Runs jobs on a few threads; the jobs of one container run one after another, in the order given.
+
+    The stream's thread hands its engine reads here, so one slow inspect (an engine busy tearing down a hundred
+    containers) never holds back the events behind it. :meth:`oldest` is the event time of the oldest job not done:
+    the watcher's resume point stays before it, so a restart mid-job reads that event again rather than losing it.
+    """
+
+    def __init__(self, host: str, workers: int = READERS) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"events-read-{host}")
+        self._lock = threading.Lock()
+        self._queues: dict[str, deque[tuple[int, Callable[[], None]]]] = {}
+        self._pending: Counter[int] = Counter()
+
+    def submit(self, key: str, nano: int, job: Callable[[], None]) -> None:
+        with self._lock:
+            self._pending[nano] += 1
+            queue = self._queues.get(key)
+            if queue is not None:
+                queue.append((nano, job))
+                return
+            self._queues[key] = deque()
+        self._pool.submit(self._run, key, nano, job)
+
+    def busy(self, key: str) -> bool:
+        with self._lock:
+            return key in self._queues
+
+    def oldest(self) -> int | None:
+        with self._lock:
+            return min(self._pending) if self._pending else None
+
+    def _run(self, key: str, nano: int, job: Callable[[], None]) -> None:
+        while True:
+            try:
+                job()
+            except Exception:
+                log.exception("an event job for container %s failed", key[:12])
+            with self._lock:
+                self._pending[nano] -= 1
+                if self._pending[nano] <= 0:
+                    del self._pending[nano]
+                queue = self._queues[key]
+                if not queue:
+                    del self._queues[key]
+                    return
+                nano, job = queue.popleft()
+
+    def close(self, timeout: float) -> None:
+        """Wait up to ``timeout`` seconds for the jobs given so far (then leave the rest to their threads)."""
+        deadline = time.monotonic() + timeout
+        while self.oldest() is not None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
 class Watcher:
     """Reads one host's events in a thread until :meth:`stop`; every signal goes to ``emit``."""
 
@@ -335,6 +422,7 @@ class Watcher:
         self._ticker: threading.Thread | None = None
         self._stream: Any = None
         self._lock = threading.Lock()
+        self._reads = _InOrder(self.host)
         self.connected = threading.Event()
         self.handled = 0
 
@@ -351,6 +439,7 @@ class Watcher:
         for thread in (self._thread, self._ticker):
             if thread is not None and thread is not threading.current_thread():
                 thread.join(timeout=timeout)
+        self._reads.close(timeout)
 
     def _close_stream(self) -> None:
         with self._lock:
@@ -373,6 +462,26 @@ class Watcher:
             self.emit(signal)
         except Exception:
             log.exception("host %s: reporting %s failed", self.host, signal.kind)
+
+    def _dispatch(self, cid: str, nano: int, found: list[Signal | Deferred]) -> None:
+        """Emit what is known now; hand engine reads to the readers. A container with reads still queued gets
+        its later signals queued behind them, so its signals go out in event order."""
+        for item in found:
+            if isinstance(item, Signal) and not self._reads.busy(cid):
+                self._emit(item)
+                continue
+            job: Deferred = item if not isinstance(item, Signal) else partial(list, (item,))
+
+            def run(job: Deferred = job) -> None:
+                for signal in job():
+                    self._emit(signal)
+
+            self._reads.submit(cid, nano, run)
+
+    def _resume_point(self, last: int) -> int:
+        """Where a restart should resume: ``last``, or just before the oldest event whose reads are not done."""
+        oldest = self._reads.oldest()
+        return last if oldest is None or not oldest else min(last, oldest - 1)
 
     def _events(self, since: int | None) -> Iterator[dict[str, Any]]:
         # every type, not only containers: the engine's replay buffer holds them all, and counting them is how a
@@ -437,13 +546,14 @@ class Watcher:
                     if len(seen) > SEEN_KEPT:
                         seen.popitem(last=False)
                     with self._lock:
-                        signals = self.tracker.handle(event)
-                    for signal in signals:
-                        self._emit(signal)
+                        found = self.tracker.handle(event)
+                    self._dispatch(str((event.get("Actor") or {}).get("ID", "")), nano, found)
                     last = max(last, nano)
                     if last > saved and time.monotonic() - saved_at >= CURSOR_EVERY:
-                        self.cursor.save(last)  # now and then: a replay after a restart is recognised (notify)
-                        saved, saved_at = last, time.monotonic()
+                        upto = self._resume_point(last)
+                        if upto > saved:
+                            self.cursor.save(upto)  # now and then: a replay after a restart is recognised (notify)
+                            saved, saved_at = upto, time.monotonic()
                     self.handled += 1
             except Exception as exc:
                 if self._stop.is_set():
@@ -452,10 +562,11 @@ class Watcher:
             resumed = False
             self.connected.clear()
             self._close_stream()
-            if last > saved:
+            upto = self._resume_point(last)
+            if upto > saved:
                 with contextlib.suppress(Exception):
-                    self.cursor.save(last)
-                    saved, saved_at = last, time.monotonic()
+                    self.cursor.save(upto)
+                    saved, saved_at = upto, time.monotonic()
             if not self._stop.is_set():
                 self._stop.wait(0.2)
                 try:

@@ -230,6 +230,8 @@ def run_unmute(ctx: Context, request: UnmuteRequest) -> TextOutput:
 
 
 # -- incident logs ------------------------------------------------------------------------------------------
+LOGS_FRESH = 15.0  # seconds after a death its logs may still be being read (see bot.event_watch)
+LOGS_WAIT = 5.0  # seconds a Logs click waits for them then
 class IncidentLogsRequest(Request):
     command = "incident logs"
     incident: str
@@ -244,9 +246,14 @@ def build_incident_logs(parsed: Parsed) -> IncidentLogsRequest:
 def run_incident_logs(ctx: Context, request: IncidentLogsRequest) -> TextOutput:
     """The last 50 log lines captured when the container died (it may be gone since). Whoever may not run
     ``logs`` may not read them either."""
-    row = incidents_of(ctx).get(request.incident)
+    store = incidents_of(ctx)
+    row = store.get(request.incident)
     if row is None:
         raise UsageError(f'no incident "{request.incident}"', usage=INCIDENT_LOGS_USAGE)
+    deadline = time.monotonic() + LOGS_WAIT
+    while not row.logs and time.time() - row.last_seen < LOGS_FRESH and time.monotonic() < deadline:
+        time.sleep(0.1)  # clicked the moment it was posted: its logs are read right after the post
+        row = store.get(request.incident) or row
     hosts = ctx.hosts
     host = None
     if hosts is not None and hosts.configured and row.host in hosts.hosts:

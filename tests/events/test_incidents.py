@@ -30,7 +30,13 @@ def test_a_crash_is_reported_once_with_its_logs_and_buttons(harness: Harness, co
     assert "chatdock-incident:logs" in text and "chatdock-incident:restart" in text and "chatdock-incident:mute" in text
     (row,) = incidents(harness, crash)
     assert row.kind == "crashed" and row.channel == CHANNEL and row.exit_codes == [3]
+    # the logs are read off the event stream's thread, right after the message went out
+    deadline = time.monotonic() + 10
+    while "the-last-words" not in row.logs and time.monotonic() < deadline:
+        time.sleep(0.1)
+        (row,) = incidents(harness, crash)
     assert "the-last-words" in row.logs
+    assert not harness.slack.calls_to("chat.update")  # logs sit behind a button: no edit for them
 
 
 def test_a_stop_by_a_person_and_an_opted_out_container_are_not_incidents(
