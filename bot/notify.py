@@ -58,9 +58,15 @@ class _Message:
 class _Channel:
     pending: list[str] = field(default_factory=list)  # incident IDs not shown yet
     last_post: float = -1e9
+    last_sent: float = -1e9  # a post, or an edit that grew the burst
     burst: _Message | None = None
     notes: list[str] = field(default_factory=list)  # host/gap notices to post
     retry_at: float = 0.0
+
+
+def _shown(row: IncidentRow) -> tuple[object, ...]:
+    """What an incident's message shows of ``row`` (a change to any of it is worth an edit)."""
+    return (row.count, row.last_seen, tuple(row.exit_codes), row.detail, row.container_id, row.status)
 
 
 class Notifier:
@@ -156,9 +162,12 @@ class Notifier:
         )
         if previous is not None and not signal.same_occurrence and signal.at <= previous.last_seen:
             return  # an event already counted, read again after a restart (the resume point is saved now and then)
+        if previous is None and signal.same_occurrence:
+            return  # completes an incident this route did not open (or one since resolved): nothing to add
         if previous is not None and (
             signal.same_occurrence or signal.at - previous.last_seen <= route.cooldown_seconds
         ):
+            shown = _shown(previous)
             if not signal.same_occurrence:
                 previous.count += 1
             previous.last_seen = max(previous.last_seen, signal.at)
@@ -170,7 +179,8 @@ class Notifier:
             if signal.restart_count is not None:
                 previous.detail = notify_text.restart_detail(signal, route)
             self._save(previous)
-            self._changed(previous)
+            if _shown(previous) != shown:  # the logs captured at the death are behind a button: no edit for them
+                self._changed(previous)
             return
         row = IncidentRow(
             id=uuid.uuid4().hex,
@@ -262,10 +272,10 @@ class Notifier:
         for channel, state in channels:
             if now < state.retry_at:
                 continue
-            if self._grow_burst(state, now):
-                continue
             if now - state.last_post >= self.post_interval:
                 self._post_one(channel, state, now)
+            else:
+                self._grow_burst(state, now)
         with self._lock:
             dirty = [m for m in self._messages.values() if m.dirty and m.ts is not None]
         for message in dirty:
@@ -293,7 +303,7 @@ class Notifier:
             else:
                 return
         answer = self._call("chat_postMessage", channel, channel=channel, **payload)
-        state.last_post = time.monotonic()
+        state.last_post = state.last_sent = time.monotonic()
         if answer is None:
             state.retry_at = state.last_post + 2.0
             return
@@ -318,19 +328,27 @@ class Notifier:
             if len(state.pending) > 0:
                 self._wake.set()
             elif not message.grouped:
-                # a second incident right behind this one starts a burst message rather than waiting its turn
-                state.burst = None
+                # a second incident within the channel's post interval turns this message into the burst's
+                # (an edit: see _grow_burst) rather than waiting up to a second for the next post
+                state.burst = message
 
     def _grow_burst(self, state: _Channel, now: float) -> bool:
-        """New incidents join the channel's recent burst message when an edit is allowed now (an edit, not a
-        post); without one they wait for the channel's next post, which starts a new burst message. So every
-        incident shows within about a second, and neither Slack limit is passed."""
+        """Between two of a channel's posts (one a second), new incidents join its latest message with one edit
+        halfway, when the app's edit budget allows (a single incident's message becomes a burst's); the rest wait
+        for the next post, which starts a new burst message. So every incident shows within about half a second
+        while the budget lasts, within a second after, and neither Slack limit is passed."""
         with self._lock:
             burst = state.burst
             if not state.pending or burst is None or burst.ts is None or now - burst.touched > BURST_WINDOW:
                 return False
+            if not burst.grouped and now - state.last_post >= self.post_interval:
+                return False  # the last incident stands alone: a later one gets a message of its own
+            if now - state.last_sent < self.post_interval / 2:
+                return False  # halfway between posts: no incident waits more than about half a second
             if not self.update_budget.take():
                 return False
+            state.last_sent = now
+            burst.grouped = True
             self._join(burst, state.pending)
             state.pending = []
         self._edit(burst)
