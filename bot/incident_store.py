@@ -178,6 +178,17 @@ class IncidentStore:
         rows = self._q(f"SELECT {_FIELDS} FROM {INCIDENTS} WHERE id = ?", (incident_id,))  # noqa: S608
         return IncidentRow.from_row(rows[0]) if rows else None
 
+    def find(self, incident_id: str) -> IncidentRow | None:
+        """The incident whose ID is ``incident_id`` or starts with it (the 12 characters ``history --incidents``
+        and grouped messages show); None when there is none or more than one. ``incident_id`` is hex only."""
+        if len(incident_id) >= 32:
+            return self.get(incident_id)
+        rows = self._q(
+            f"SELECT {_FIELDS} FROM {INCIDENTS} WHERE id LIKE ? LIMIT 2",  # noqa: S608
+            (f"{incident_id}%",),
+        )
+        return IncidentRow.from_row(rows[0]) if len(rows) == 1 else None
+
     def latest_unresolved(self, *, host: str, container: str, kind: str, channel: str) -> IncidentRow | None:
         """The newest incident of this kind for this container and channel that is not resolved yet."""
         rows = self._q(

@@ -48,7 +48,10 @@ def summary_line(row: IncidentRow, zone: str = "UTC") -> str:
     codes = f" exit {', '.join(str(c) for c in row.exit_codes[-5:])}" if row.exit_codes else ""
     times = f" ×{row.count}" if row.count > 1 else ""
     state = f", resolved {when(row.resolved_at, zone)}" if row.resolved_at else ""
-    return f"{emoji} `{escape(row.container)}` ({row.host}) {row.kind.replace('_', ' ')}{codes}{times}{state}"
+    return (
+        f"{emoji} `{escape(row.container)}` ({row.host}) {row.kind.replace('_', ' ')}{codes}{times}{state}"
+        f" · id `{row.id[:12]}`"
+    )
 
 
 def incident_payload(row: IncidentRow, *, zone: str = "UTC") -> dict[str, Any]:
@@ -113,6 +116,9 @@ def actions(row: IncidentRow) -> dict[str, Any]:
     }
 
 
+BURST_ACTIONS = "Act on one with `incident logs ID`, `restart NAME`, `stop NAME`, `mute NAME KIND --for 8h`."
+
+
 def burst_payload(rows: list[IncidentRow], *, title: str = "") -> dict[str, Any]:
     """Several incidents in one message: the counts by kind, then one line each (the first 30)."""
     counts: dict[str, int] = {}
@@ -127,7 +133,10 @@ def burst_payload(rows: list[IncidentRow], *, title: str = "") -> dict[str, Any]
         lines.append(f"… and {len(rows) - BURST_LINES} more (`history --incidents`)")
     blocks: list[dict[str, Any]] = [
         {"type": "section", "text": {"type": "mrkdwn", "text": head[:2900]}},
-        {"type": "context", "elements": [{"type": "mrkdwn", "text": f"{tally}; {resolved} resolved"[:2900]}]},
+        {
+            "type": "context",
+            "elements": [{"type": "mrkdwn", "text": f"{tally}; {resolved} resolved. {BURST_ACTIONS}"[:2900]}],
+        },
     ]
     chunk: list[str] = []
     for line in lines:

@@ -232,6 +232,8 @@ def run_unmute(ctx: Context, request: UnmuteRequest) -> TextOutput:
 # -- incident logs ------------------------------------------------------------------------------------------
 LOGS_FRESH = 15.0  # seconds after a death its logs may still be being read (see bot.event_watch)
 LOGS_WAIT = 5.0  # seconds a Logs click waits for them then
+
+
 class IncidentLogsRequest(Request):
     command = "incident logs"
     incident: str
@@ -239,7 +241,11 @@ class IncidentLogsRequest(Request):
 
 def build_incident_logs(parsed: Parsed) -> IncidentLogsRequest:
     if len(parsed.positionals) != 1 or not _ID.match(parsed.positionals[0]):
-        raise UsageError('"incident logs" needs the incident ID (from its message)', usage=INCIDENT_LOGS_USAGE)
+        raise UsageError(
+            '"incident logs" needs the incident ID (from its message, or the first 12 characters '
+            "`history --incidents` shows)",
+            usage=INCIDENT_LOGS_USAGE,
+        )
     return IncidentLogsRequest(incident=parsed.positionals[0])
 
 
@@ -247,13 +253,13 @@ def run_incident_logs(ctx: Context, request: IncidentLogsRequest) -> TextOutput:
     """The last 50 log lines captured when the container died (it may be gone since). Whoever may not run
     ``logs`` may not read them either."""
     store = incidents_of(ctx)
-    row = store.get(request.incident)
+    row = store.find(request.incident)
     if row is None:
-        raise UsageError(f'no incident "{request.incident}"', usage=INCIDENT_LOGS_USAGE)
+        raise UsageError(f'no incident "{request.incident}" (or more than one starts so)', usage=INCIDENT_LOGS_USAGE)
     deadline = time.monotonic() + LOGS_WAIT
     while not row.logs and time.time() - row.last_seen < LOGS_FRESH and time.monotonic() < deadline:
         time.sleep(0.1)  # clicked the moment it was posted: its logs are read right after the post
-        row = store.get(request.incident) or row
+        row = store.get(row.id) or row
     hosts = ctx.hosts
     host = None
     if hosts is not None and hosts.configured and row.host in hosts.hosts:
@@ -276,9 +282,10 @@ def incident_history(ctx: Context, *, limit: int, host: str | None) -> TextOutpu
     rows = incidents_of(ctx).recent(limit=limit, host=host)
     if not rows:
         return TextOutput(title="history --incidents", text="no incidents recorded")
-    header = f"{'LAST SEEN':<22}{'HOST':<12}{'CONTAINER':<32}{'KIND':<14}{'COUNT':<7}STATUS"
+    header = f"{'INCIDENT ID':<14}{'LAST SEEN':<22}{'HOST':<12}{'CONTAINER':<32}{'KIND':<14}{'COUNT':<7}STATUS"
     lines = [
-        f"{_utc(r.last_seen):<22}{r.host[:11]:<12}{r.container[:31]:<32}{r.kind:<14}{r.count:<7}{r.status}"
+        f"{r.id[:12]:<14}{_utc(r.last_seen):<22}{r.host[:11]:<12}{r.container[:31]:<32}{r.kind:<14}{r.count:<7}"
+        f"{r.status}"
         for r in rows
     ]
     return TextOutput(title="history --incidents", text="\n".join([header, *lines]))

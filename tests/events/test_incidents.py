@@ -187,6 +187,8 @@ def _burst_reported(harness: Harness, names: list[str]) -> None:
         else:
             counted += 1
     assert counted == 100
+    grouped = [text_of(m) for m in messages if "incidents on" in text_of(m)]
+    assert grouped and all("`incident logs ID`" in t and " id `" in t for t in grouped)  # no buttons: commands
     posts = [c for c in harness.slack.calls_to("chat.postMessage") if any(n in text_of(c.args) for n in names)]
     assert len(posts) <= 10, f"{len(posts)} posts for one burst"
     arrivals = [t for t, path in harness.slack.arrivals if path.endswith("chat.postMessage")]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -119,8 +120,12 @@ def test_incident_buttons_act_as_the_clicker(
     assert f"muted crashed incidents of {flaky}" in muted
     listed = driver.command("mute ls", user="UANYONE", channel=CHANNEL)
     assert flaky in all_text(driver.reply(listed))
-    history = driver.command("history --incidents", user="UANYONE", channel=CHANNEL)
-    assert flaky in all_text(driver.reply(history))
+    history = all_text(driver.reply(driver.command("history --incidents", user="UANYONE", channel=CHANNEL)))
+    line = next(ln for ln in history.splitlines() if flaky in ln)
+    short_id = line.split()[0]  # a grouped incident has no Logs button: its ID's first 12 characters do
+    assert re.fullmatch(r"[0-9a-f]{12}", short_id), history
+    logs = driver.command(f"incident logs {short_id}", user="UANYONE", channel=CHANNEL)
+    assert "dying-words" in all_text(driver.reply(logs))
     routes = driver.command("notify ls", user="UANYONE", channel=CHANNEL)
     assert "events: all" in all_text(driver.reply(routes))
     driver.command("notify test 1", user="UOPS", channel=CHANNEL)
