@@ -48,6 +48,8 @@ class Context:
     policy: Policy
     registry: Registry
     containers: Mapping[str, ContainerFacts] = field(default_factory=dict)
+    # the inspect documents the containers were resolved with, by container ID (see :meth:`inspected`)
+    documents: Mapping[str, dict[str, Any]] = field(default_factory=dict)
     networks: Mapping[str, NetworkFacts] = field(default_factory=dict)
     missing: Mapping[str, str] = field(default_factory=dict)
     in_scope: Callable[[ContainerFacts], bool] = lambda _c: False
@@ -66,6 +68,15 @@ class Context:
     # another host's policy and scope test (a read across every host runs each host's share with its own)
     scope_on: Callable[[str], tuple[Policy, Callable[[ContainerFacts], bool]]] | None = None
     approvals: Any = None  # the pending approvals (bot.approvals.Approvals), for the `approvals` command
+
+    def inspected(self, facts: ContainerFacts) -> dict[str, Any]:
+        """``GET /containers/{id}/json`` of a resolved target: the document it was resolved with a moment ago
+        in this request (one engine round trip less, which counts over SSH), else a fresh read."""
+        document = self.documents.get(facts.id)
+        if document is not None:
+            return document
+        data: dict[str, Any] = self.engine.read(self.engine.api.inspect_container, facts.id)
+        return data
 
 
 Handler = Callable[[Context, Any], Result]

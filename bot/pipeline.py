@@ -632,6 +632,7 @@ class Pipeline:
             policy=policy,
             registry=self.registry,
             containers=containers,
+            documents={data["Id"]: data for data in inspected.values()},
             networks=networks,
             missing=missing,
             in_scope=in_scope,

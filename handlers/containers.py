@@ -408,7 +408,7 @@ def run_port(ctx: Context, request: PortRequest) -> TextOutput:
     """Similar to the ``docker port`` command: ``80/tcp -> 0.0.0.0:9090`` lines, or for one private port only
     the host addresses (``0.0.0.0:9090`` and ``[::]:9090``), naturally sorted as docker sorts them."""
     facts = resolved(ctx, request.target)
-    data = ctx.engine.read(ctx.engine.api.inspect_container, facts.id)
+    data = ctx.inspected(facts)
     ports = (data.get("NetworkSettings") or {}).get("Ports") or {}
     if request.private_port:
         number, _, proto = request.private_port.partition("/")

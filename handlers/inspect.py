@@ -47,7 +47,7 @@ def build_inspect(parsed: Parsed) -> InspectRequest:
 def run_inspect(ctx: Context, request: InspectRequest) -> Inspection:
     """Similar to ``docker inspect``: a summary people read, and the whole document (secrets masked)."""
     facts = resolved(ctx, request.target)
-    data = ctx.engine.read(ctx.engine.api.inspect_container, facts.id)
+    data = ctx.inspected(facts)
     document = redact_document(data, ctx.policy.redact)
     config = data.get("Config") or {}
     host = data.get("HostConfig") or {}
