@@ -21,6 +21,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench.cpu import CpuMeter, Usage, pids_named
+
 SPEEDUP_TARGET = 1.6
 COMMANDS = 400  # per configuration
 
@@ -118,8 +120,19 @@ def measure(
         balancer = Balancer(workdir, {"one": [replicas[0].url], "two": [r.url for r in replicas], "null": [null_url]})
         missing = 0
         rates: dict[str, float] = {}
+        meter = CpuMeter(
+            {
+                "chatdock": lambda: [r.pid for r in replicas],
+                "engine": lambda: pids_named("dockerd", "containerd", "containerd-shim", "containerd-shim-runc-v2"),
+                "PostgreSQL": lambda: pids_named("postgres"),
+                "HAProxy": lambda: pids_named("haproxy"),
+            }
+        )
+        used: dict[str, list[tuple[Usage, int]]] = {}
         for name in ("one", "two", "one", "two"):  # interleaved: a drift in the machine's load hits both alike
-            rate, lost = _throughput(balancer.url(name), slack, mix, COMMANDS // 2, clients)
+            before = meter.snapshot()
+            rate, lost, replied = _throughput(balancer.url(name), slack, mix, COMMANDS // 2, clients)
+            used.setdefault(name, []).append((meter.since(before), replied))
             rates[name] = rates.get(name, 0.0) + rate / 2
             missing += lost
         speedup = rates["two"] / rates["one"] if rates["one"] else math.inf
@@ -131,6 +144,7 @@ def measure(
             f"≥ {SPEEDUP_TARGET}×",
             speedup >= SPEEDUP_TARGET,
         )
+        _cpu_rows(report, used, rates)
         burst(balancer.url("null"), [slack.command("ps") for _ in range(senders)])  # warm both paths alike
         burst(balancer.url("two"), [slack.command("ps") for _ in range(senders)])
         null = burst(balancer.url("null"), [slack.command("ps") for _ in range(burst_size)])
@@ -165,8 +179,44 @@ def measure(
             conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
 
 
-def _throughput(url: str, slack: Any, mix: list[str], count: int, clients: int) -> tuple[float, int]:
-    """Closed loop: ``clients`` each send, wait for the reply, send the next; replies per second, missing."""
+def _cpu_rows(report: Any, used: dict[str, list[tuple[Usage, int]]], rates: dict[str, float]) -> None:
+    """What bounds the throughput: CPU milliseconds per reply by process group, and how busy the machine was.
+    ``ceiling``: the replies per second the whole machine could give at that CPU cost per reply."""
+    cpus = os.cpu_count() or 1
+    figures: dict[str, tuple[dict[str, float], float, float]] = {}
+    for name, runs in used.items():
+        replies = sum(n for _, n in runs) or 1
+        groups: dict[str, float] = {}
+        for usage, _ in runs:
+            for group, seconds in usage.groups.items():
+                groups[group] = groups.get(group, 0.0) + seconds
+        busy = sum(u.busy for u, _ in runs)
+        groups["the rest (senders, fake Slack, kernel)"] = max(0.0, busy - sum(groups.values()))
+        share = busy / (sum(u.capacity for u, _ in runs) or 1)
+        figures[name] = ({g: 1000 * v / replies for g, v in groups.items()}, 1000 * busy / replies, share)
+    for name, label in (("one", "1 replica"), ("two", "2 replicas")):
+        per, total, share = figures[name]
+        ceiling = cpus * 1000 / total if total else math.inf
+        report.add(
+            f"  CPU per reply, {label} (machine busy {share:.0%}; {cpus} CPUs)",
+            f"{total:.1f} ms: " + ", ".join(f"{g} {v:.1f}" for g, v in per.items()),
+            "",
+            "",
+            f"ceiling {ceiling:.1f}/s",
+            None,
+        )
+    _, one_total, _ = figures["one"]
+    report.notes.append(
+        "replicas: at 1 replica's CPU cost per reply the machine can give at most "
+        f"{(cpus * 1000 / one_total) / rates['one']:.2f}× its replies per second ({cpus} CPUs / "
+        f"{one_total:.1f} ms per reply, against {rates['one']:.1f}/s measured); 2 replicas can only reach "
+        f"{SPEEDUP_TARGET}× where that ceiling allows it"
+    )
+
+
+def _throughput(url: str, slack: Any, mix: list[str], count: int, clients: int) -> tuple[float, int, int]:
+    """Closed loop: ``clients`` each send, wait for the reply, send the next; replies per second, missing,
+    replies."""
     texts = iter([mix[n % len(mix)] for n in range(count)])
     lock = threading.Lock()
     done = 0
@@ -196,4 +246,4 @@ def _throughput(url: str, slack: Any, mix: list[str], count: int, clients: int) 
         thread.start()
     for thread in threads:
         thread.join()
-    return done / (time.monotonic() - started), missing
+    return done / (time.monotonic() - started), missing, done
