@@ -194,7 +194,7 @@ class Tracker:
             kind = "oom" if oom_event else "crashed"
 
             def logs() -> list[Signal]:  # completes the incident just sent: no new count, no edit
-                text = self._logs(cid, self._inspect(cid)) or "\n"  # read, and empty (a Logs click stops waiting)
+                text = self._logs(cid, self._inspect(cid))
                 return [Signal(kind=kind, at=at, logs=text, same_occurrence=True, **base)]
 
             return [Signal(kind=kind, at=at, exit_code=code, **base), logs]
@@ -207,17 +207,21 @@ class Tracker:
             if code == 0 and not oom:
                 return []
             seen.crashed_at = max(seen.crashed_at, at)
+            if (state.get("State") or {}).get("Running"):  # restarted before this read: settle it from now
+                self._settling.setdefault(cid, (time.time() + self.settle, at))
             kind = "oom" if oom else "crashed"
             return [Signal(kind=kind, at=at, exit_code=code, logs=self._logs(cid, state), **base)]
 
         return [judged]
 
-    def due(self, now: float | None = None) -> list[Signal]:
-        """Recoveries: containers still running ``settle`` seconds after their start (checked on the engine)."""
+    def due(self, now: float | None = None, *, busy: Callable[[str], bool] = lambda _cid: False) -> list[Signal]:
+        """Recoveries: containers still running ``settle`` seconds after their start (checked on the engine).
+        A container whose event reads are still queued (``busy``) is looked at later: its recovery must not
+        overtake the crash it resolves."""
         now = time.time() if now is None else now
         out: list[Signal] = []
         for cid, (due, _started) in list(self._settling.items()):
-            if due > now:
+            if due > now or busy(cid):
                 continue
             self._settling.pop(cid, None)
             self._seen.pop(cid, None)  # recovered: a later crash starts afresh
@@ -298,13 +302,15 @@ class Tracker:
         return data
 
     def _logs(self, cid: str, state: dict[str, Any]) -> str:
+        """The last lines, secrets masked; ``"\n"`` when there were none or they could not be read (so a Logs
+        click knows the reading is over)."""
         try:
             raw = self.engine.read(self.engine.api.logs, cid, stdout=True, stderr=True, tail=LOG_LINES)
         except Exception:
-            return ""
+            return "\n"
         text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
         env = (state.get("Config") or {}).get("Env")
-        return secret_env(env, self.policy().redact).text(text)[-6000:]
+        return secret_env(env, self.policy().redact).text(text)[-6000:] or "\n"
 
     def _health_output(self, cid: str) -> str:
         health = ((self._inspect(cid).get("State") or {}).get("Health") or {}).get("Log") or []
@@ -357,10 +363,16 @@ class _InOrder:
         self._lock = threading.Lock()
         self._queues: dict[str, deque[tuple[int, Callable[[], None]]]] = {}
         self._pending: Counter[int] = Counter()
+        self._closed = False
 
     def submit(self, key: str, nano: int, job: Callable[[], None]) -> None:
+        """Run ``job`` after the jobs already given for ``key``; ``nano``: its event's time (0: none known, not
+        held back by :meth:`oldest`)."""
         with self._lock:
-            self._pending[nano] += 1
+            if self._closed:
+                return
+            if nano > 0:
+                self._pending[nano] += 1
             queue = self._queues.get(key)
             if queue is not None:
                 queue.append((nano, job))
@@ -383,12 +395,18 @@ class _InOrder:
             except Exception:
                 log.exception("an event job for container %s failed", key[:12])
             with self._lock:
-                self._pending[nano] -= 1
-                if self._pending[nano] <= 0:
-                    del self._pending[nano]
+                if nano > 0:
+                    self._pending[nano] -= 1
+                    if self._pending[nano] <= 0:
+                        del self._pending[nano]
                 queue = self._queues[key]
-                if not queue:
+                if not queue or self._closed:  # closed: the watcher stopped (lease lost); the rest is not ours
                     del self._queues[key]
+                    for left, _job in queue:
+                        if left > 0:
+                            self._pending[left] -= 1
+                            if self._pending[left] <= 0:
+                                del self._pending[left]
                     return
                 nano, job = queue.popleft()
 
@@ -397,6 +415,8 @@ class _InOrder:
         deadline = time.monotonic() + timeout
         while self.oldest() is not None and time.monotonic() < deadline:
             time.sleep(0.02)
+        with self._lock:
+            self._closed = True
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
@@ -453,7 +473,7 @@ class Watcher:
     def _tick_loop(self) -> None:
         while not self._stop.wait(0.5):
             with self._lock:
-                signals = self.tracker.due()
+                signals = self.tracker.due(busy=self._reads.busy)
             for signal in signals:
                 self._emit(signal)
 

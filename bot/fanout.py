@@ -42,7 +42,7 @@ def across_hosts(command: Command, *, wait: float = WAIT) -> Handler:
 
         def one(name: str) -> None:
             try:
-                here = dataclasses.replace(ctx, engine=hosts.engine(name), host=name)
+                here = dataclasses.replace(ctx, engine=hosts.engine(name), host=name, documents={})
                 if ctx.scope_on is not None:
                     policy, in_scope = ctx.scope_on(name)
                     here = dataclasses.replace(here, policy=policy, in_scope=in_scope)

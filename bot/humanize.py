@@ -251,7 +251,7 @@ def short_id(container_id: str) -> str:
 
 
 _DIGEST_TAIL = re.compile(r"@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}$")
-_DOCKER_HUB = ("docker.io/", "index.docker.io/", "registry-1.docker.io/")
+_DOCKER_HUB = ("docker.io/", "index.docker.io/")  # what the reference grammar normalises to Docker Hub
 
 
 def ps_image(image: str, image_id: str) -> str:
@@ -269,9 +269,11 @@ def ps_image(image: str, image_id: str) -> str:
     for hub in _DOCKER_HUB:
         if familiar.startswith(hub):
             familiar = familiar[len(hub) :]
-            if familiar.startswith("library/") and familiar.count("/") == 1:
-                familiar = familiar[len("library/") :]
             break
+    first = familiar.split("/", 1)[0]
+    on_hub = "/" not in familiar or not ("." in first or ":" in first or first == "localhost")
+    if on_hub and familiar.startswith("library/") and familiar.count("/") == 1:
+        familiar = familiar[len("library/") :]
     return familiar or image
 
 

@@ -311,6 +311,7 @@ class Notifier:
         with self._lock:
             if kind == "note":
                 self._samples.pop(state.notes.pop(0), None)
+                state.burst = None  # a notice now stands below it: new incidents go below the notice
                 return
             message.ts = ts
             message.touched = time.monotonic()
@@ -341,7 +342,7 @@ class Notifier:
             burst = state.burst
             if not state.pending or burst is None or burst.ts is None or now - burst.touched > BURST_WINDOW:
                 return False
-            if not burst.grouped and now - state.last_post >= self.post_interval:
+            if not burst.grouped and now - burst.touched >= self.post_interval:
                 return False  # the last incident stands alone: a later one gets a message of its own
             if now - state.last_sent < self.post_interval / 2:
                 return False  # halfway between posts: no incident waits more than about half a second
@@ -433,7 +434,8 @@ class Notifier:
                 )
                 payload = self._render(digest)
             answer = self._call("chat_postMessage", route.channel, channel=route.channel, **payload)
-            state.last_post = time.monotonic()
+            state.last_post = state.last_sent = time.monotonic()
+            state.burst = None  # the digest is about quiet hours: new incidents do not join it
             if answer is None:
                 for row in held:
                     row.status = "held"

@@ -257,7 +257,8 @@ def run_incident_logs(ctx: Context, request: IncidentLogsRequest) -> TextOutput:
     if row is None:
         raise UsageError(f'no incident "{request.incident}" (or more than one starts so)', usage=INCIDENT_LOGS_USAGE)
     deadline = time.monotonic() + LOGS_WAIT
-    while not row.logs and time.time() - row.last_seen < LOGS_FRESH and time.monotonic() < deadline:
+    fresh = row.kind in ("crashed", "oom") and time.time() - row.last_seen < LOGS_FRESH
+    while fresh and not row.logs and time.monotonic() < deadline:
         time.sleep(0.1)  # clicked the moment it was posted: its logs are read right after the post
         row = store.get(row.id) or row
     hosts = ctx.hosts

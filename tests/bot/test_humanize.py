@@ -825,3 +825,16 @@ def test_stats_table_stopped_and_empty() -> None:
 )
 def test_ps_image_is_shortened_as_the_docker_cli_shortens_it(image: str, image_id: str, shown: str) -> None:
     assert humanize.ps_image(image, image_id) == shown
+
+
+@pytest.mark.parametrize(
+    ("image", "shown"),
+    [
+        ("library/nginx:1.25", "nginx:1.25"),
+        ("index.docker.io/library/nginx", "nginx"),
+        ("registry-1.docker.io/library/nginx:1", "registry-1.docker.io/library/nginx:1"),  # not normalised
+        ("localhost/library/nginx", "localhost/library/nginx"),
+    ],
+)
+def test_ps_image_familiar_names_follow_the_reference_grammar(image: str, shown: str) -> None:
+    assert humanize.ps_image(image, "sha256:" + "a" * 64) == shown

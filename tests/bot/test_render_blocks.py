@@ -941,7 +941,9 @@ def test_every_attached_promise_is_taken_back_when_the_file_does_not_go_out(resu
 def test_a_reply_sent_only_as_a_file_says_it_is_too_large_and_why_nothing_is_attached() -> None:
     message = SlackMessage(
         text=wording.TOO_LARGE,
-        blocks=[{"type": "section", "block_id": "cd-attached-1", "text": {"type": "mrkdwn", "text": wording.TOO_LARGE}}],
+        blocks=[
+            {"type": "section", "block_id": "cd-attached-1", "text": {"type": "mrkdwn", "text": wording.TOO_LARGE}}
+        ],
         response_type="in_channel",
         attachment=FileAttachment(filename="ps.txt", content="x", title="ps"),
     )

@@ -328,9 +328,7 @@ def test_without_a_requester_a_failed_correction_is_only_recorded(deliverer: Del
 
 
 @respx.mock
-def test_a_reply_that_cannot_be_posted_goes_by_response_url_without_the_promise(
-    deliverer: Deliverer, slack: FakeSlack
-):
+def test_a_reply_that_cannot_be_posted_goes_by_response_url_without_the_promise(deliverer: Deliverer, slack: FakeSlack):
     route = respx.post(RESPONSE_URL).mock(return_value=httpx.Response(200, text="ok"))
     slack.queue_api("chat.postMessage", Answer(200, {"ok": False, "error": "not_in_channel"}))
 

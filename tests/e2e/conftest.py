@@ -251,6 +251,8 @@ class SlackDriver:
                 text = all_text(call.args.get("blocks"))
                 if request_id:
                     found = request_id.group(0) in text
+                    if found:
+                        self._claimed[index] = id(sent)
                 else:  # a quick read acks with nothing: its reply is the next one posted for this person there
                     found = (
                         index >= sent.posts_before

@@ -74,5 +74,5 @@ def test_ci_passes_its_own_interpreter_and_nothing_is_installed_behind_its_back(
     assert "/usr/bin/python3.11 -m ruff check ." in lines and "/usr/bin/python3.11 -m mypy" in lines
     assert not any("venv" in line or "pip install" in line for line in lines)
     ci = (ROOT / ".ci" / "run").read_text()
-    assert '"$PYTHON" -m pip install --quiet -e \'.[dev]\'' in ci  # .ci/run installs into $PYTHON ...
+    assert "\"$PYTHON\" -m pip install --quiet -e '.[dev]'" in ci  # .ci/run installs into $PYTHON ...
     assert 'make --no-print-directory check PYTHON="$PYTHON"' in ci  # ... and checks with that same $PYTHON

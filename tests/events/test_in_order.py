@@ -35,3 +35,13 @@ def test_a_failing_read_does_not_stop_the_next() -> None:
     reads.submit("c", 2, lambda: done.append(2))
     reads.close(5)
     assert done == [2] and reads.oldest() is None
+
+
+def test_a_recovery_waits_for_the_reads_of_its_crash() -> None:
+    from bot.event_watch import Tracker
+    from bot.policy import builtin_policy
+
+    tracker = Tracker(host="h", engine=None, policy=builtin_policy)  # type: ignore[arg-type]  # no read is made
+    tracker._settling["c1"] = (5.0, 0.0)  # due at 5 s
+    assert tracker.due(now=10.0, busy=lambda cid: cid == "c1") == []
+    assert "c1" in tracker._settling  # looked at again once its reads are done
