@@ -682,14 +682,14 @@ class _Listeners:
 
     def _record(self, request_id: str, actor: Actor, status: str, received: float) -> None:
         self._settle(request_id)  # first: another replica must not answer it again
-        self.pipeline.record_delivery(request_id, status)  # in the request's audit entry, failures included
         elapsed = (time.monotonic() - received) * 1000
-        if status.startswith("failed"):
+        if status.startswith("failed"):  # logged before the audit entry says so: whoever reads it finds the log
             log.error(
                 "request %s for %s: reply not delivered (%s) after %.0f ms", request_id, actor.user, status, elapsed
             )
         else:
             log.info("request %s for %s: delivered via %s after %.0f ms", request_id, actor.user, status, elapsed)
+        self.pipeline.record_delivery(request_id, status)  # in the request's audit entry, failures included
 
 
 def _button_text(action: Mapping[str, Any]) -> str:
