@@ -49,6 +49,7 @@ STATE_LINE = {
     "denied": ":no_entry_sign: *Denied*",
     "cancelled": ":heavy_multiplication_x: *Cancelled* by the person who asked",
     "expired": ":alarm_clock: *Expired*: nobody approved it in time",
+    "interrupted": ":warning: *Approved; interrupted*: the chatdock process running it stopped",
 }
 
 

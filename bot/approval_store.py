@@ -26,6 +26,7 @@ APPROVALS = "chatdock_approvals"
 VOTES = "chatdock_approval_votes"
 PENDING = "pending"
 RUNNING = "running"
+INTERRUPTED = "interrupted"  # approved and running when the process running it died
 
 
 class Vote(BaseModel):
@@ -119,7 +120,8 @@ class ApprovalStore:
                 ended_by TEXT NOT NULL DEFAULT '',
                 end_reason TEXT NOT NULL DEFAULT '',
                 result TEXT NOT NULL DEFAULT '',
-                request_id TEXT NOT NULL DEFAULT ''
+                request_id TEXT NOT NULL DEFAULT '',
+                runner TEXT NOT NULL DEFAULT ''
             )""",
             f"CREATE INDEX IF NOT EXISTS {APPROVALS}_state ON {APPROVALS} (state, expires_at)",
             f"""CREATE TABLE IF NOT EXISTS {VOTES} (
@@ -135,6 +137,11 @@ class ApprovalStore:
         def create(run: Run) -> None:
             for statement in statements:
                 run(statement, ())
+            # ``runner`` came later: a table made before it gets it (empty: such a row is never swept)
+            if audit.kind == "postgres":
+                run(f"ALTER TABLE {APPROVALS} ADD COLUMN IF NOT EXISTS runner TEXT NOT NULL DEFAULT ''", ())
+            elif "runner" not in {str(row[1]) for row in run(f"PRAGMA table_info({APPROVALS})", ())}:
+                run(f"ALTER TABLE {APPROVALS} ADD COLUMN runner TEXT NOT NULL DEFAULT ''", ())
 
         self._call(create, transaction=True)
 
@@ -230,14 +237,16 @@ class ApprovalStore:
     def transition(
         self, approval_id: str, *, to: str, by: str = "", reason: str = "", unexpired: bool = True, frm: str = PENDING
     ) -> bool:
-        """Move a request from ``frm`` to ``to``; True for the one caller that did it (the claim)."""
+        """Move a request from ``frm`` to ``to``; True for the one caller that did it (the claim). Moving to
+        ``running`` records this process as its runner (see :meth:`interrupt_orphans`)."""
         now = self.clock()
         expiry = " AND expires_at > ?" if unexpired else ""
+        runner = self.audit.instance if to == RUNNING else ""
         rows = self._call(
             lambda run: run(
-                f"UPDATE {APPROVALS} SET state = ?, ended_at = ?, ended_by = ?, end_reason = ? "  # noqa: S608
+                f"UPDATE {APPROVALS} SET state = ?, ended_at = ?, ended_by = ?, end_reason = ?, runner = ? "  # noqa: S608
                 f"WHERE id = ? AND state = ?{expiry} RETURNING id",
-                (to, now, by, reason, approval_id, frm, *((now,) if unexpired else ())),
+                (to, now, by, reason, runner, approval_id, frm, *((now,) if unexpired else ())),
             ),
             transaction=True,
         )
@@ -250,6 +259,22 @@ class ApprovalStore:
                 (state, result[:500], self.clock(), approval_id, RUNNING),
             )
         )
+
+    def interrupt_orphans(self, result: str) -> list[Held]:
+        """End every ``running`` request whose runner is no longer a live chatdock process (SIGKILL, OOM, a lost
+        host: the audit store's instance sweep has dropped it) as ``interrupted``, once, whoever asks; the ones
+        this call ended. A row from before runners were recorded (``runner`` empty) is left alone."""
+        now = self.clock()
+        rows = self._call(
+            lambda run: run(
+                f"UPDATE {APPROVALS} SET state = ?, result = ?, ended_at = ? "  # noqa: S608
+                "WHERE state = ? AND runner <> '' AND runner <> ? "
+                "AND runner NOT IN (SELECT instance FROM chatdock_audit_instances) RETURNING id",
+                (INTERRUPTED, result[:500], now, RUNNING, self.audit.instance),
+            ),
+            transaction=True,
+        )
+        return [h for h in (self.get(str(row[0])) for row in rows) if h is not None]
 
     def expire_due(self) -> list[Held]:
         """End every pending request past its expiry (once, whoever asks); the ones this call ended."""

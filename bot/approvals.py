@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from bot import policy as policy_rules
-from bot.approval_store import PENDING, RUNNING, ApprovalStore, Held
+from bot.approval_store import INTERRUPTED, PENDING, RUNNING, ApprovalStore, Held
 from bot.errors import Conflict, Denied, NotFound, UsageError
 from bot.models import Actor, Decision, Request, Result, TextOutput
 from bot.policy import ANY, ApprovalRule, HostRef, Policy
@@ -42,6 +42,10 @@ if TYPE_CHECKING:
     from bot.commands import Context
     from bot.pipeline import Outcome, Parsed, Pipeline
 
+INTERRUPTED_RESULT = (
+    "interrupted: the chatdock process running it stopped before it finished; what it did is not known: look "
+    "with `ps -a` (or `docker events`) before asking again"
+)
 log = logging.getLogger(__name__)
 
 HOLD_SOURCES = frozenset({"slack", "button"})  # front doors where approvers can see and click it
@@ -443,10 +447,15 @@ class Approvals:
         return Verdict(ok=True, message="Cancelled.", held=self.store.get(held.id), changed=True)
 
     def expire_due(self, pipeline: Pipeline) -> list[Held]:
+        """End what is due (run by one replica, under the maintenance lease): pending requests past their
+        expiry, and approved ones whose running process died (``interrupted``); the ones ended, to redraw."""
         expired = self.store.expire_due()
         for held in expired:
             self.audit(pipeline, held.actor, held, "expire", ok=True, message=f"approval {held.id} expired")
-        return expired
+        interrupted = self.store.interrupt_orphans(INTERRUPTED_RESULT)
+        for held in interrupted:
+            self.audit(pipeline, held.actor, held, "interrupt", ok=False, message=f"approval {held.id} interrupted")
+        return [*expired, *interrupted]
 
     def visible_to(self, policy: Policy, actor: Actor) -> list[Held]:
         """Pending requests ``actor`` made or may approve (``approvals``)."""
@@ -498,5 +507,6 @@ def ended_text(held: Held, state: str) -> str:
         "failed": "it was approved and has run (and failed)",
         "refused": "it was approved but refused, as what it touches had changed",
         RUNNING: "it was approved and is running",
+        INTERRUPTED: "it was approved, and the chatdock process running it stopped before it finished",
     }
     return f"Approval request {held.id} is closed: {words.get(state, state)}; nothing more was done."

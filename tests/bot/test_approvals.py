@@ -3,14 +3,19 @@ SQLite and PostgreSQL (the Slack flow is in tests/e2e/test_approvals.py)."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from bot.approval_store import ApprovalStore, Held
-from bot.approvals import Approvals, is_approver, matching_rule
+from bot.approvals import INTERRUPTED_RESULT, Approvals, is_approver, matching_rule
 from bot.audit import AuditStore, open_audit
 from bot.engine import Engine
 from bot.errors import UsageError
@@ -223,3 +228,64 @@ def test_other_engine_requests_than_the_approved_ones_are_refused() -> None:
     assert "now also DELETE /images/sha256:bbb" in caught.value.message and "nothing was done" in caught.value.message
     with pytest.raises(Conflict, match="no longer DELETE /images/sha256:aaa"):
         run.check_plan([])
+
+
+def test_a_request_whose_runner_was_killed_is_interrupted_once(stores: list[AuditStore], audit_target: str) -> None:
+    """Approved and running in a process that is then SIGKILLed: the next sweep ends it as ``interrupted`` (once,
+    whichever replica sweeps); a request a live process runs is left alone."""
+    one, two = (ApprovalStore(store) for store in stores)
+    one.create(_held("r1"))
+    runner = (
+        "import os, signal, sys\n"
+        "from bot.audit import open_audit\n"
+        "from bot.approval_store import ApprovalStore\n"
+        "assert ApprovalStore(open_audit(sys.argv[1])).transition('r1', to='running', by='UB')\n"
+        "print('running', flush=True)\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    killed = subprocess.run(
+        [sys.executable, "-c", runner, audit_target],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=root,
+        env=env,
+    )
+    assert killed.returncode == -signal.SIGKILL and "running" in killed.stdout, killed.stderr[-2000:]
+    one.create(_held("r2"))
+    assert one.transition("r2", to="running", by="UB")  # run by a live process (this one)
+    assert one.get("r1").state == "running"  # type: ignore[union-attr]
+    stores[1].mark_interrupted()  # the heartbeat's sweep: the killed process is dropped from the live ones
+    ended = two.interrupt_orphans(INTERRUPTED_RESULT)
+    assert [h.id for h in ended] == ["r1"] and not one.interrupt_orphans(INTERRUPTED_RESULT)
+    assert one.get("r1").state == "interrupted" and "ps -a" in one.get("r1").result  # type: ignore[union-attr]
+    assert two.get("r2").state == "running"  # type: ignore[union-attr]
+
+
+def test_a_database_from_before_runners_gains_the_column(tmp_path: Path) -> None:
+    """An audit database whose approvals table predates ``runner`` is upgraded in place when opened."""
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute(
+            "CREATE TABLE chatdock_approvals (id TEXT PRIMARY KEY, created_at REAL NOT NULL, expires_at REAL NOT NULL,"
+            " state TEXT NOT NULL, actor TEXT NOT NULL, requester TEXT NOT NULL, command TEXT NOT NULL,"
+            " model TEXT NOT NULL, request TEXT NOT NULL, shown_text TEXT NOT NULL DEFAULT '', host TEXT,"
+            " host_shown TEXT, reason TEXT NOT NULL DEFAULT '', rule_index INTEGER NOT NULL DEFAULT 0,"
+            " rule TEXT NOT NULL DEFAULT '{}', needed INTEGER NOT NULL DEFAULT 1, facts TEXT NOT NULL DEFAULT '{}',"
+            " engine_request TEXT NOT NULL DEFAULT '[]', message_channel TEXT NOT NULL DEFAULT '',"
+            " message_ts TEXT NOT NULL DEFAULT '', ended_at REAL, ended_by TEXT NOT NULL DEFAULT '',"
+            " end_reason TEXT NOT NULL DEFAULT '', result TEXT NOT NULL DEFAULT '', request_id TEXT NOT NULL DEFAULT '')"
+        )
+    store = open_audit(str(path))
+    try:
+        approvals = ApprovalStore(store)
+        approvals.create(_held("old1"))
+        assert approvals.transition("old1", to="running", by="UB")
+        assert not approvals.interrupt_orphans(INTERRUPTED_RESULT)  # its runner (this process) is alive
+    finally:
+        store.close()
