@@ -550,6 +550,20 @@ class _Listeners:
         )
         self._record(request_id, actor, status, received)
 
+    def _refuse_click(self, shown: str, actor: Actor, request_id: str, exc: Exception) -> SlackMessage:
+        """A button whose value does not decode to a command: audited as refused (``shown``: what the audit
+        log says was clicked); the clicker alone is told."""
+        log.warning("refused a button click (%s) from %s: %s", shown[:80], actor.user, exc)
+        self.pipeline.refuse(
+            shown,
+            actor,
+            source="button",
+            rule="button-value",
+            message=f"{BUTTON_INVALID} ({exc})",
+            request_id=request_id,
+        )
+        return _notice(f"{BUTTON_INVALID} (request {request_id})")
+
     def _run_incident_click(
         self, *, request_id: str, action: Mapping[str, Any], actor: Actor, response_url: str | None, received: float
     ) -> None:
@@ -558,16 +572,7 @@ class _Listeners:
         try:
             text = click_command(action, store_for(self.pipeline.auditor), named_hosts=self.pipeline.hosts.configured)
         except ValueError as exc:
-            log.warning("refused an incident button click from %s: %s", actor.user, exc)
-            self.pipeline.refuse(
-                f"button {str(action.get('action_id', ''))[:80]}",
-                actor,
-                source="button",
-                rule="button-value",
-                message=f"{BUTTON_INVALID} ({exc})",
-                request_id=request_id,
-            )
-            message = _notice(f"{BUTTON_INVALID} (request {request_id})")
+            message = self._refuse_click(f"button {str(action.get('action_id', ''))[:80]}", actor, request_id, exc)
         else:
             try:
                 outcome = self.pipeline.handle(text, actor, source="button", request_id=request_id)
@@ -588,16 +593,8 @@ class _Listeners:
         try:
             text = service_click_text(action)
         except (ValueError, TypeError) as exc:
-            log.warning("refused a service button click from %s: %s", actor.user, exc)
-            self.pipeline.refuse(
-                f"button {str(action.get('action_id', ''))[:80]} {str(action.get('value', ''))[:200]}",
-                actor,
-                source="button",
-                rule="button-value",
-                message=f"{BUTTON_INVALID} ({exc})",
-                request_id=request_id,
-            )
-            message = _notice(f"{BUTTON_INVALID} (request {request_id})")
+            shown = f"button {str(action.get('action_id', ''))[:80]} {str(action.get('value', ''))[:200]}"
+            message = self._refuse_click(shown, actor, request_id, exc)
         else:
             live = self.deliverer.live(actor.channel, interval=self.progress_interval)
             latest: list[Progress] = []

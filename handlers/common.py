@@ -10,7 +10,7 @@ from typing import Any
 from bot import humanize, parse_values
 from bot.commands import Context
 from bot.errors import ChatdockError, Conflict, Denied, NotFound, UsageError
-from bot.models import ActionItem, ContainerFacts, ContainerView
+from bot.models import ActionItem, ContainerFacts, ContainerView, TextOutput
 from bot.policy import MANAGED_LABEL, OWNER_LABEL
 from bot.redact import redact_string
 
@@ -151,3 +151,15 @@ def env_assignments(values: list[str]) -> tuple[str, ...]:
         if not key or any(c.isspace() for c in key):
             raise UsageError(f"invalid environment variable: {value}")
     return tuple(values)
+
+
+def logs_output(name: str, raw: bytes | str | Iterable[bytes], note: str = "") -> TextOutput:
+    """A ``logs`` reply (``docker logs`` / ``docker service logs``): the engine's output (bytes, text, or chunks of
+    bytes) as lines, every one counted."""
+    if not isinstance(raw, bytes | str):
+        raw = b"".join(raw)  # docker-py's chunks
+    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+    lines = text.splitlines()
+    return TextOutput(
+        title=f"logs {name}", text="\n".join(lines), note=note, total_lines=len(lines), shown_lines=len(lines)
+    )

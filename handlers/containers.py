@@ -16,6 +16,7 @@ from bot.redact import redact_string
 from handlers.common import (
     facts_from_list,
     for_each_target,
+    logs_output,
     one_target,
     resolved,
     split_targets,
@@ -361,15 +362,7 @@ def run_logs(ctx: Context, request: LogsRequest) -> TextOutput:
         since=request.since,
         timestamps=request.timestamps,
     )
-    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
-    lines = text.splitlines()
-    return TextOutput(
-        title=f"logs {facts.name}",
-        text="\n".join(lines),
-        note=request.since_note,
-        total_lines=len(lines),
-        shown_lines=len(lines),
-    )
+    return logs_output(facts.name, raw, request.since_note)
 
 
 PORT_USAGE = "port CONTAINER [PRIVATE_PORT[/PROTO]]"

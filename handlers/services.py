@@ -32,7 +32,7 @@ from bot.models import Progress, Request, TextOutput
 from bot.policy import OWNER_LABEL, check_service_spec, image_allowed, parse_image, service_in_scope
 from bot.redact import redact_document, redact_env
 from bot.services import ServiceChange, ServiceInspection, ServiceState, assess, desired_replicas, short_image
-from handlers.common import env_assignments, one_target, split_targets
+from handlers.common import env_assignments, logs_output, one_target, split_targets
 
 log = logging.getLogger(__name__)
 WATCH_TIMEOUT = 180.0  # the longest one request follows a rollout before it reports where it stands
@@ -452,17 +452,7 @@ def run_logs(ctx: Context, request: ServiceLogsRequest) -> TextOutput:
         timestamps=request.timestamps,
         is_tty=bool(_container_spec(data).get("TTY")),
     )
-    if not isinstance(raw, bytes | str):
-        raw = b"".join(raw)
-    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
-    lines = text.splitlines()
-    return TextOutput(
-        title=f"logs {_name(data)}",
-        text="\n".join(lines),
-        note=request.since_note,
-        total_lines=len(lines),
-        shown_lines=len(lines),
-    )
+    return logs_output(_name(data), raw, request.since_note)
 
 
 # --------------------------------------------------------------------------------------------- scale
